@@ -1,0 +1,30 @@
+/**
+ * What the hardware and the kernel code report to observers. Impl never reads observers back:
+ * events are one-way, so checking cannot change a run.
+ */
+export type SimEvent =
+  /** A DMA write reached memory page `page`; the SMMU accepted it for `steDomain`. */
+  | { kind: 'dmaWrite'; dev: number; iova: number; page: number; viaAtc: boolean; steDomain: number }
+  /**
+   * A CMD_SYNC failed with CERROR_ATC_INV_SYNC; `pos` names the SYNC (absolute queue position);
+   * `sentAt[i]` is when the invalidation to `devs[i]` that timed out was sent.
+   */
+  | { kind: 'syncAtcError'; pos: number; prod: number; devs: number[]; sentAt: number[] }
+  /** An issuer's CMD_SYNC poll returned: 0, -ETIMEDOUT or -EIO (`prod` is the SYNC's slot pointer). */
+  | { kind: 'syncReturn'; prod: number; ret: number }
+  /** gdev->blocked changed. */
+  | { kind: 'blocked'; dev: number; from: number; to: number }
+  /** The endpoint finished a reset (FLR) that worked, or one that did not. */
+  | { kind: 'endpointReset'; dev: number; ok: boolean }
+  | { kind: 'hang'; dev: number }
+  | { kind: 'warn'; what: string };
+
+export class Events {
+  private readonly listeners: Array<(e: SimEvent) => void> = [];
+  on(fn: (e: SimEvent) => void): void {
+    this.listeners.push(fn);
+  }
+  emit(e: SimEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+}

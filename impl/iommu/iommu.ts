@@ -1,0 +1,236 @@
+/**
+ * drivers/iommu/iommu.c — groups, group devices, attach, map/unmap, reset prepare/done, and the
+ * quarantine of a broken device (P03–P11).
+ */
+import {
+  BLOCKED_BROKEN,
+  BLOCKED_NAMES,
+  BLOCKED_NO,
+  BLOCKED_RESET_FAILED,
+  BLOCKED_RESETTING,
+  EBUSY,
+  ENOTTY,
+  errName,
+  type GroupDevice,
+  type IommuDomain,
+  type IommuGroup,
+  type Kernel,
+  type PciDev,
+} from '../kernel.ts';
+import { pciAtsSupported } from '../pci/ats.ts';
+import { use } from '../sim/lifetime.ts';
+import type { Proc } from '../sim/machine.ts';
+import { armSmmuAttachDev, armSmmuDomainInvRange, armSmmuResetDeviceDone } from '../smmuv3/arm-smmu-v3.ts';
+
+/** __dev_to_gdev(): caller holds dev->iommu_group->mutex. */
+function __devToGdev(_k: Kernel, dev: PciDev): GroupDevice | null {
+  const group = dev.group;
+  if (group === null) return null;
+  for (const gdev of group.devices) if (gdev.dev === dev) return gdev;
+  return null;
+}
+
+/** __dev_to_gdev_rcu() (P11): caller is inside rcu_read_lock(). */
+function __devToGdevRcu(k: Kernel, dev: PciDev): GroupDevice | null {
+  return __devToGdev(k, dev);
+}
+
+function setBlocked(k: Kernel, gdev: GroupDevice, to: number): void {
+  const from = gdev.blocked;
+  gdev.blocked = to;
+  k.ev.emit({ kind: 'blocked', dev: gdev.dev.index, from, to });
+}
+
+/** __iommu_attach_device(): the driver's attach_dev. */
+function* __iommuAttachDevice(k: Kernel, domain: IommuDomain, dev: PciDev): Proc<number> {
+  return yield* armSmmuAttachDev(k, domain, dev);
+}
+
+/** iommu_attach_group(): fails with -EBUSY while a device of the group is being recovered. */
+export function* iommuAttachGroup(k: Kernel, domain: IommuDomain, group: IommuGroup): Proc<number> {
+  yield* group.mutex.lock();
+  if (group.recoveryCnt) {
+    group.mutex.unlock();
+    yield 'attach refused: recovery_cnt != 0';
+    return EBUSY;
+  }
+  // __iommu_group_set_domain()
+  for (const gdev of group.devices) yield* __iommuAttachDevice(k, domain, gdev.dev);
+  group.domain = domain;
+  group.mutex.unlock();
+  yield `group ${group.id} now on domain ${domain.id}`;
+  return 0;
+}
+
+/** iommu_map() of one page. */
+export function* iommuMap(k: Kernel, domain: IommuDomain, iova: number): Proc<number> {
+  if (domain.pt.has(iova)) return EBUSY;
+  const page = k.mem.alloc(domain.id, iova);
+  if (page < 0) return EBUSY;
+  domain.pt.set(iova, page);
+  yield `map domain ${domain.id} iova ${iova} -> page ${page}`;
+  return 0;
+}
+
+/** iommu_unmap() of one page: clear the PTE, invalidate (iotlb_sync), then free the page. */
+export function* iommuUnmap(k: Kernel, domain: IommuDomain, iova: number): Proc<number> {
+  const page = domain.pt.get(iova);
+  if (page === undefined) return 0;
+  domain.pt.delete(iova);
+  yield `clear PTE domain ${domain.id} iova ${iova}`;
+  yield* armSmmuDomainInvRange(k, domain, iova);
+  k.mem.free(page);
+  yield `free page ${page} (iommu_put_pages_list)`;
+  return 1;
+}
+
+/** __iommu_group_alloc_blocking_domain() */
+function __iommuGroupAllocBlockingDomain(k: Kernel, group: IommuGroup): number {
+  if (group.blockingDomain === null) group.blockingDomain = k.domains.find((d) => d.type === 'blocked')!;
+  return 0;
+}
+
+/**
+ * __iommu_group_block_device() (P10): move the device to the blocking domain while keeping
+ * group->domain; escalate the reason if it is already blocked.
+ */
+function* __iommuGroupBlockDevice(k: Kernel, gdev: GroupDevice, reason: number): Proc<number> {
+  const group = gdev.group;
+  if (gdev.blocked) {
+    // Escalate the severity
+    setBlocked(k, gdev, Math.max(gdev.blocked, reason));
+    yield `${gdev.dev.name}: blocked escalates to ${BLOCKED_NAMES[gdev.blocked]}`;
+    return 0;
+  }
+  const ret = __iommuGroupAllocBlockingDomain(k, group);
+  if (ret) return ret;
+  if (group.domain !== group.blockingDomain) {
+    const r = yield* __iommuAttachDevice(k, group.blockingDomain!, gdev.dev);
+    if (r) return r;
+  }
+  setBlocked(k, gdev, reason);
+  group.recoveryCnt++;
+  yield `${gdev.dev.name}: blocked = ${BLOCKED_NAMES[reason]}, recovery_cnt = ${group.recoveryCnt}`;
+  return 0;
+}
+
+/** pci_dev_reset_iommu_prepare(): block the device's IOMMU path before a reset. */
+export function* pciDevResetIommuPrepare(k: Kernel, pdev: PciDev): Proc<number> {
+  if (!pciAtsSupported(pdev) || !pdev.hasIommu) return 0;
+  const group = pdev.group!;
+  yield* group.mutex.lock();
+  const gdev = __devToGdev(k, pdev);
+  if (k.m.warnOn(gdev === null, 'pci_dev_reset_iommu_prepare: no gdev')) {
+    group.mutex.unlock();
+    return 0;
+  }
+  if (gdev!.resetDepth++) {
+    group.mutex.unlock();
+    yield 'nested reset: depth++';
+    return 0;
+  }
+  let ret = 0;
+  // P04: the device might be already blocked for a quarantine
+  if (!(k.v.patch(4) && gdev!.blocked)) {
+    ret = yield* __iommuGroupBlockDevice(k, gdev!, BLOCKED_RESETTING);
+    if (ret) gdev!.resetDepth--;
+  }
+  group.mutex.unlock();
+  yield 'pci_dev_reset_iommu_prepare() returns';
+  return ret;
+}
+
+/**
+ * pci_dev_reset_iommu_done(): after the reset routine. In v4 it takes the reset result (P04) and
+ * keeps a device blocked after a failed reset; on success it tells the driver (P05) and drops
+ * any stale broken report (P11).
+ */
+export function* pciDevResetIommuDone(k: Kernel, pdev: PciDev, resetResult: number): Proc {
+  const { m, v } = k;
+  if (!pciAtsSupported(pdev) || !pdev.hasIommu) return;
+  const group = pdev.group!;
+  yield* group.mutex.lock();
+  try {
+    const gdev = __devToGdev(k, pdev);
+    if (m.warnOn(gdev === null, 'pci_dev_reset_iommu_done: no gdev')) return;
+    if (m.warnOn(gdev!.resetDepth === 0, 'pci_dev_reset_iommu_done: unbalanced')) return;
+    if (--gdev!.resetDepth) return;
+    if (m.warnOn(group.blockingDomain === null, 'pci_dev_reset_iommu_done: no blocking domain')) return;
+
+    // P04: a failed reset leaves the device blocked
+    if (v.patch(4) && resetResult && !v.bug('done-ignores-result')) {
+      if (resetResult === ENOTTY)
+        m.printk('warn', `${pdev.name}: Reset may have been skipped. Keep it blocked conservatively`);
+      else m.printk('err', `${pdev.name}: Reset failed. Keep it blocked to protect memory`);
+      m.warnOn(
+        (yield* __iommuGroupBlockDevice(k, gdev!, BLOCKED_RESET_FAILED)) !== 0,
+        'block on failed reset',
+      );
+      return;
+    }
+    if (v.patch(4)) {
+      if (m.warnOn(!gdev!.blocked, 'pci_dev_reset_iommu_done: not blocked')) return;
+    } else if (!gdev!.blocked) {
+      return;
+    }
+    if (v.patch(5)) {
+      // P05: tell the driver the device is clean again
+      yield* armSmmuResetDeviceDone(k, pdev);
+    }
+    if (v.patch(11)) {
+      // P11: neutralise any stale pre-reset broken report
+      gdev!.brokenPending = false;
+      yield `${pdev.name}: broken_pending = false`;
+    }
+    // Re-attach RID domain back to group->domain
+    if (group.domain !== group.blockingDomain) {
+      m.warnOn((yield* __iommuAttachDevice(k, group.domain, pdev)) !== 0, 're-attach after reset');
+    }
+    const old = gdev!.blocked;
+    setBlocked(k, gdev!, BLOCKED_NO);
+    if (!m.warnOn(group.recoveryCnt === 0, 'recovery_cnt underflow')) group.recoveryCnt--;
+    yield `${pdev.name}: unblocked (reset ${errName(resetResult)}), recovery_cnt = ${group.recoveryCnt}`;
+    if (old > BLOCKED_RESETTING) m.printk('info', `${pdev.name}: Device is unblocked after successful reset`);
+  } finally {
+    group.mutex.unlock();
+  }
+}
+
+/** iommu_group_broken_worker() (P11) */
+export function* iommuGroupBrokenWorker(k: Kernel, gdev: GroupDevice): Proc {
+  if (!use(k.m, gdev, 'iommu_group_broken_worker')) return;
+  const group = gdev.group;
+  const dev = gdev.dev;
+  yield* group.mutex.lock();
+  try {
+    if (!dev.hasIommu) return;
+    // A successful reset between schedule_work() and now cleared broken_pending
+    if (!gdev.brokenPending) {
+      yield 'broken_pending already cleared: skip';
+      return;
+    }
+    if (k.m.warnOn((yield* __iommuGroupBlockDevice(k, gdev, BLOCKED_BROKEN)) !== 0, 'block broken device'))
+      return;
+    k.m.printk('warn', `${dev.name}: IOMMU has quarantined the device`);
+    gdev.brokenPending = false;
+    yield 'broken_pending = false';
+  } finally {
+    group.mutex.unlock();
+  }
+}
+
+/** iommu_report_device_broken() (P11): safe from any context; the work does the blocking. */
+export function* iommuReportDeviceBroken(k: Kernel, dev: PciDev): Proc {
+  if (!k.v.patch(11)) return;
+  k.rcu.readLock();
+  const gdev = __devToGdevRcu(k, dev);
+  yield 'rcu lookup of gdev';
+  if (gdev !== null && use(k.m, gdev, 'iommu_report_device_broken')) {
+    gdev.brokenPending = true;
+    k.wq.schedule(gdev.brokenWork);
+    yield `${dev.name}: broken_pending = true; schedule_work(broken_work)`;
+  }
+  k.rcu.readUnlock();
+}
+
+export { BLOCKED_BROKEN, BLOCKED_RESET_FAILED };

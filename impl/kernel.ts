@@ -1,0 +1,206 @@
+/**
+ * The kernel objects of one simulated system and the context every kernel function receives.
+ * Structures keep their kernel names in doc comments; fields are the ones the seeds touch.
+ */
+import type { Events } from './events.ts';
+import type { Endpoint } from './hw/endpoint.ts';
+import type { Memory } from './hw/memory.ts';
+import type { HwCmdq, Smmu } from './hw/smmu.ts';
+import { Tracked } from './sim/lifetime.ts';
+import type { Machine } from './sim/machine.ts';
+import { type Mutex, type Rcu, SpinLock } from './sim/sync.ts';
+import type { Work, Workqueue } from './sim/workqueue.ts';
+import type { Variant } from './variants.ts';
+
+export const EINVAL = -22;
+export const EBUSY = -16;
+export const ENOTTY = -25;
+export const ETIMEDOUT = -110;
+export const EIO = -5;
+export const ENODEV = -19;
+
+export function errName(rc: number): string {
+  switch (rc) {
+    case 0:
+      return '0';
+    case EINVAL:
+      return '-EINVAL';
+    case EBUSY:
+      return '-EBUSY';
+    case ENOTTY:
+      return '-ENOTTY';
+    case ETIMEDOUT:
+      return '-ETIMEDOUT';
+    case EIO:
+      return '-EIO';
+    case ENODEV:
+      return '-ENODEV';
+    default:
+      return String(rc);
+  }
+}
+
+/** enum gdev_blocked (P03, P04, P11): a bigger number is a higher severity. */
+export const BLOCKED_NO = 0;
+export const BLOCKED_RESETTING = 1;
+export const BLOCKED_RESET_FAILED = 2;
+export const BLOCKED_BROKEN = 3;
+export const BLOCKED_NAMES = ['BLOCKED_NO', 'BLOCKED_RESETTING', 'BLOCKED_RESET_FAILED', 'BLOCKED_BROKEN'];
+
+/** struct pci_dev (the fields ats.c and the reset code use). */
+export interface PciDev {
+  readonly index: number;
+  readonly name: string;
+  readonly ep: Endpoint;
+  /** dev->ats_cap != 0 */
+  readonly atsCap: boolean;
+  /** dev->ats_enabled */
+  atsEnabled: boolean;
+  /** device_lock(&dev->dev) */
+  readonly deviceLock: Mutex;
+  /** dev->iommu_group */
+  group: IommuGroup | null;
+  /** dev->iommu->priv: the SMMU driver's master; null once released. */
+  master: ArmSmmuMaster | null;
+  /** dev_has_iommu(): dev->iommu is set. */
+  hasIommu: boolean;
+}
+
+/** struct iommu_domain + struct arm_smmu_domain. */
+export class IommuDomain {
+  /** The page table (IOVA → physical page). */
+  readonly pt = new Map<number, number>();
+  /** smmu_domain->invs: replaced copy-on-write and read under RCU. */
+  invs: ArmSmmuInvs = { inv: [], hasAts: false };
+  nrAtsMasters = 0;
+  constructor(
+    readonly id: number,
+    readonly type: 'paging' | 'blocked',
+  ) {}
+}
+
+/** struct iommu_group */
+export class IommuGroup extends Tracked {
+  domain: IommuDomain;
+  blockingDomain: IommuDomain | null = null;
+  recoveryCnt = 0;
+  readonly devices: GroupDevice[] = [];
+  constructor(
+    readonly id: number,
+    readonly mutex: Mutex,
+    domain: IommuDomain,
+  ) {
+    super(`iommu_group ${id}`);
+    this.domain = domain;
+  }
+}
+
+/** struct group_device */
+export class GroupDevice extends Tracked {
+  blocked = BLOCKED_NO;
+  resetDepth = 0;
+  brokenPending = false;
+  constructor(
+    readonly group: IommuGroup,
+    readonly dev: PciDev,
+    readonly brokenWork: Work,
+  ) {
+    super(`group_device of ${dev.name}`);
+  }
+}
+
+/** struct arm_smmu_inv */
+export interface ArmSmmuInv {
+  readonly type: 'S2_VMID' | 'ATS';
+  readonly id: number;
+  /** INV_TYPE_ATS only (P17). */
+  readonly master: ArmSmmuMaster | null;
+}
+
+/** struct arm_smmu_invs */
+export interface ArmSmmuInvs {
+  readonly inv: readonly ArmSmmuInv[];
+  readonly hasAts: boolean;
+}
+
+/** struct arm_smmu_master */
+export class ArmSmmuMaster extends Tracked {
+  /** master->ats_enabled */
+  atsEnabled = false;
+  /** master->ats_broken (P18) */
+  atsBroken = false;
+  /** The domain this master is attached to (for removing its invs entries). */
+  domain: IommuDomain | null = null;
+  readonly atsBrokenLock: SpinLock;
+  /** master->ats_invs (P22) */
+  readonly atsInvs: ArmSmmuInvs;
+  constructor(
+    m: Machine,
+    readonly dev: PciDev,
+    readonly sids: readonly number[],
+  ) {
+    super(`arm_smmu_master of ${dev.name}`);
+    this.atsBrokenLock = new SpinLock(m, `${dev.name} ats_broken_lock`);
+    this.atsInvs = { inv: sids.map((id) => ({ type: 'ATS', id, master: this })), hasAts: true };
+  }
+}
+
+/** struct arm_smmu_ll_queue: prod (with the OWNED flag in bit 31) and cons, updated together. */
+export interface LlQueue {
+  prod: number;
+  cons: number;
+}
+
+export type CmdqErrHandler = (
+  k: Kernel,
+  cmdq: ArmSmmuCmdq,
+) => Generator<import('./sim/machine.ts').Yielded, void, void>;
+
+/** struct arm_smmu_cmdq */
+export class ArmSmmuCmdq {
+  readonly llq: LlQueue = { prod: 0, cons: 0 };
+  /** valid_map: the wrap bit a slot was last written with. */
+  readonly validMap: number[];
+  ownerProd = 0;
+  /** cmdq->lock: > 0 shared holders, INT_MIN exclusive. */
+  lock = 0;
+  /** atc_sync_timeouts (P12) */
+  readonly atcSyncTimeouts: boolean[];
+  readonly cmdqErrLock: SpinLock;
+  constructor(
+    m: Machine,
+    readonly hw: HwCmdq,
+    readonly maxNShift: number,
+    /** cmdq_err_handler (P14, P15); null in mainline. */
+    readonly cmdqErrHandler: CmdqErrHandler | null,
+  ) {
+    const n = 1 << maxNShift;
+    this.validMap = Array.from({ length: n }, () => n);
+    this.atcSyncTimeouts = Array.from({ length: n }, () => false);
+    this.cmdqErrLock = new SpinLock(m, `${hw.name} cmdq_err_lock`);
+  }
+}
+
+/** struct arm_smmu_device */
+export interface ArmSmmuDevice {
+  readonly hw: Smmu;
+  readonly cmdq: ArmSmmuCmdq;
+  /** CMDQ_BATCH_ENTRIES (64 in the kernel; small here so batches fill). */
+  readonly batchEntries: number;
+  /** ARM_SMMU_OPT_CMDQ_FORCE_SYNC */
+  readonly optForceSync: boolean;
+}
+
+export interface Kernel {
+  readonly m: Machine;
+  readonly v: Variant;
+  readonly ev: Events;
+  readonly rcu: Rcu;
+  readonly wq: Workqueue;
+  readonly mem: Memory;
+  readonly smmu: ArmSmmuDevice;
+  readonly pdevs: PciDev[];
+  readonly domains: IommuDomain[];
+  readonly groups: IommuGroup[];
+  readonly gdevs: GroupDevice[];
+}

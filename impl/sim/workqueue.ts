@@ -1,0 +1,89 @@
+/**
+ * A per-CPU system workqueue: schedule_work, cancel_work_sync, disable_work_sync.
+ * Each CPU has one kworker (a daemon task) that runs queued items in order.
+ */
+import { type Machine, type Proc, Wait } from './machine.ts';
+import { sleepUntil } from './sync.ts';
+
+export class Work {
+  pending = false;
+  running = false;
+  /** The CPU whose kworker runs it now: a running work is re-queued there, never run twice at once. */
+  cpu = -1;
+  disabled = 0;
+  constructor(
+    readonly name: string,
+    readonly fn: (w: Work) => Proc,
+  ) {}
+}
+
+export class Workqueue {
+  private readonly queues: Work[][];
+
+  constructor(private readonly m: Machine) {
+    this.queues = m.cpus.map(() => []);
+    for (const cpu of m.cpus) {
+      const q = this.queues[cpu.id]!;
+      m.spawn(
+        `kworker/${cpu.id}`,
+        cpu.id,
+        (function* (): Proc {
+          const w = new Wait(() => q.length > 0, -1, false, 'work');
+          for (;;) {
+            while (q.length === 0) yield w;
+            const work = q.shift()!;
+            work.pending = false;
+            work.running = true;
+            work.cpu = cpu.id;
+            yield `run ${work.name}`;
+            yield* work.fn(work);
+            work.running = false;
+            work.cpu = -1;
+          }
+        })(),
+        { daemon: true },
+      );
+    }
+  }
+
+  /** schedule_work(): queue on the current CPU unless already pending or disabled. */
+  schedule(work: Work): boolean {
+    if (work.disabled > 0 || work.pending) return false;
+    work.pending = true;
+    const local = this.m.hasCurrent() ? Math.max(0, this.m.self().cpu) : 0;
+    const cpu = work.running ? work.cpu : local;
+    this.queues[cpu]!.push(work);
+    return true;
+  }
+
+  private dequeue(work: Work): void {
+    for (const q of this.queues) {
+      const i = q.indexOf(work);
+      if (i >= 0) q.splice(i, 1);
+    }
+    work.pending = false;
+  }
+
+  /** cancel_work_sync(): drop a pending run and wait for a running one. Later schedules still work. */
+  *cancelSync(work: Work): Proc<boolean> {
+    const was = work.pending;
+    this.dequeue(work);
+    yield `cancel_work_sync(${work.name})`;
+    yield* sleepUntil(this.m, () => !work.running, -1, `${work.name} to finish`);
+    return was;
+  }
+
+  /** disable_work_sync(): like cancel, and every later schedule_work() is refused. */
+  *disableSync(work: Work): Proc<boolean> {
+    work.disabled++;
+    const was = work.pending;
+    this.dequeue(work);
+    yield `disable_work_sync(${work.name})`;
+    yield* sleepUntil(this.m, () => !work.running, -1, `${work.name} to finish`);
+    return was;
+  }
+
+  idle(): boolean {
+    return this.queues.every((q) => q.length === 0);
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c — batches, invalidation, STE writes, attach,
+ * ATS, and the ATS-broken path of the series (P17–P24).
+ */
+import type { Cmd } from '../hw/cmd.ts';
+import { iommuReportDeviceBroken } from '../iommu/iommu.ts';
+import {
+  type ArmSmmuCmdq,
+  type ArmSmmuInvs,
+  type ArmSmmuMaster,
+  EIO,
+  type IommuDomain,
+  type Kernel,
+  type PciDev,
+} from '../kernel.ts';
+import { pciAtsSupported, pciDisableAts, pciEnableAts } from '../pci/ats.ts';
+import type { Proc } from '../sim/machine.ts';
+import { armSmmuCmdqIssueCmdlist } from './cmdq.ts';
+
+/** struct arm_smmu_cmdq_batch */
+export interface ArmSmmuCmdqBatch {
+  cmds: Cmd[];
+  cmdq: ArmSmmuCmdq;
+  /** P19 */
+  invs: ArmSmmuInvs | null;
+  /** P19 */
+  hasAts: boolean;
+}
+
+/** arm_smmu_cmdq_batch_init_cmd() */
+function armSmmuCmdqBatchInitCmd(k: Kernel, invs: ArmSmmuInvs | null): ArmSmmuCmdqBatch {
+  return { cmds: [], cmdq: k.smmu.cmdq, invs: k.v.patch(19) ? invs : null, hasAts: false };
+}
+
+/** arm_smmu_cmdq_batch_issue() (P20, retry in P24) */
+function* armSmmuCmdqBatchIssue(k: Kernel, cmds: ArmSmmuCmdqBatch, sync: boolean): Proc<number> {
+  const ret = yield* armSmmuCmdqIssueCmdlist(k, cmds.cmdq, cmds.cmds, sync);
+  // P24: identify the timed-out master via cmds->invs
+  if (k.v.patch(24) && ret === EIO && cmds.invs) yield* armSmmuCmdqBatchRetry(k, cmds.invs, cmds);
+  return ret;
+}
+
+/** arm_smmu_cmdq_batch_add_cmd_p() */
+function* armSmmuCmdqBatchAddCmd(k: Kernel, cmds: ArmSmmuCmdqBatch, cmd: Cmd): Proc {
+  const smmu = k.smmu;
+  const forceSync = cmds.cmds.length === smmu.batchEntries - 1 && smmu.optForceSync;
+  if (forceSync) {
+    yield* armSmmuCmdqBatchIssue(k, cmds, true);
+    Object.assign(cmds, armSmmuCmdqBatchInitCmd(k, cmds.invs));
+  }
+  if (cmds.cmds.length === smmu.batchEntries) {
+    // P24: force a sync for ATS-bearing batches so the timeout is caught here
+    yield* armSmmuCmdqBatchIssue(k, cmds, k.v.patch(24) ? cmds.hasAts : false);
+    Object.assign(cmds, armSmmuCmdqBatchInitCmd(k, cmds.invs));
+  }
+  if (cmd.op === 'ATC_INV') cmds.hasAts = true;
+  cmds.cmds.push(cmd);
+}
+
+/** arm_smmu_cmdq_batch_submit() */
+function* armSmmuCmdqBatchSubmit(k: Kernel, cmds: ArmSmmuCmdqBatch): Proc<number> {
+  return yield* armSmmuCmdqBatchIssue(k, cmds, true);
+}
+
+/** arm_smmu_cmdq_issue_cmd_with_sync() */
+function* armSmmuCmdqIssueCmdWithSync(k: Kernel, cmd: Cmd): Proc<number> {
+  return yield* armSmmuCmdqIssueCmdlist(k, k.smmu.cmdq, [cmd], true);
+}
+
+/** arm_smmu_invs_find_ats_master() (P24) */
+function armSmmuInvsFindAtsMaster(invs: ArmSmmuInvs, sid: number): ArmSmmuMaster | null {
+  if (!invs.hasAts) return null;
+  for (const cur of invs.inv) if (cur.type === 'ATS' && cur.id === sid) return cur.master;
+  return null;
+}
+
+/** arm_smmu_master_disable_ats() (P24): called with master->ats_broken_lock held. */
+function* armSmmuMasterDisableAts(k: Kernel, master: ArmSmmuMaster): Proc {
+  const cmds = armSmmuCmdqBatchInitCmd(k, null);
+  for (const cur of master.atsInvs.inv) {
+    const ste = k.smmu.hw.ste.get(cur.id)!;
+    ste.eats = false; // EATS is safe to update in place
+    yield `clear STE.EATS sid ${cur.id}`;
+    yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'CFGI_STE', sid: cur.id });
+  }
+  if (yield* armSmmuCmdqBatchSubmit(k, cmds))
+    k.m.printk('err', 'arm-smmu-v3: failed to disable ATS for master');
+  master.atsBroken = true;
+  yield `${master.dev.name}: ats_broken = true`;
+  // Lastly, report to the core to schedule a full blocking procedure
+  yield* iommuReportDeviceBroken(k, master.dev);
+}
+
+/** arm_smmu_cmdq_batch_retry() (P24): re-issue one ATC_INV per stream ID to find the culprit. */
+function* armSmmuCmdqBatchRetry(k: Kernel, invs: ArmSmmuInvs, cmds: ArmSmmuCmdqBatch): Proc {
+  if (!invs.hasAts) return;
+  let lastSid = -1;
+  for (const cmd of cmds.cmds) {
+    if (cmd.op !== 'ATC_INV') continue;
+    if (lastSid >= 0 && cmd.sid === lastSid) continue;
+    const master = armSmmuInvsFindAtsMaster(invs, cmd.sid);
+    if (k.m.warnOn(master === null, 'arm_smmu_cmdq_batch_retry: no master for sid')) continue;
+    lastSid = cmd.sid;
+    yield* master!.atsBrokenLock.lock(true);
+    if (master!.atsBroken) {
+      yield* master!.atsBrokenLock.unlock(true);
+      continue;
+    }
+    const ret = yield* armSmmuCmdqIssueCmdlist(k, cmds.cmdq, [cmd], true);
+    if (ret === EIO) yield* armSmmuMasterDisableAts(k, master!);
+    yield* master!.atsBrokenLock.unlock(true);
+  }
+}
+
+/** arm_smmu_atc_inv_master() */
+export function* armSmmuAtcInvMaster(k: Kernel, master: ArmSmmuMaster): Proc<number> {
+  // P18: do not issue ATC_INV that will definitely time out
+  if (k.v.patch(18) && master.atsBroken) return 0;
+  const cmds = armSmmuCmdqBatchInitCmd(k, k.v.patch(22) ? master.atsInvs : null);
+  for (const inv of master.atsInvs.inv) {
+    yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'ATC_INV', sid: inv.id, iova: 0, all: true });
+  }
+  return yield* armSmmuCmdqBatchSubmit(k, cmds);
+}
+
+/** __arm_smmu_domain_inv_range() */
+function* __armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, invs: ArmSmmuInvs, iova: number): Proc {
+  const cmds = armSmmuCmdqBatchInitCmd(k, invs);
+  for (const cur of invs.inv) {
+    switch (cur.type) {
+      case 'S2_VMID':
+        yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'TLBI', domain: domain.id, iova, all: false });
+        break;
+      case 'ATS':
+        // P18: do not issue ATC_INV that will definitely time out
+        if (k.v.patch(18) && cur.master!.atsBroken) break;
+        yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'ATC_INV', sid: cur.id, iova, all: false });
+        break;
+    }
+  }
+  if (cmds.cmds.length > 0) yield* armSmmuCmdqBatchSubmit(k, cmds);
+}
+
+/** arm_smmu_domain_inv_range(): the iotlb_sync of an unmap. */
+export function* armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, iova: number): Proc {
+  k.rcu.readLock();
+  const invs = domain.invs; // rcu_dereference(smmu_domain->invs)
+  yield 'rcu_dereference(domain->invs)';
+  yield* __armSmmuDomainInvRange(k, domain, invs, iova);
+  k.rcu.readUnlock();
+}
+
+export interface SteTarget {
+  config: 'abort' | 'translate';
+  domain: number;
+  eats: boolean;
+}
+
+/** arm_smmu_write_ste(): write the STE and sync it with CFGI_STE. */
+function* armSmmuWriteSte(k: Kernel, master: ArmSmmuMaster, sid: number, target: SteTarget): Proc {
+  const ste = k.smmu.hw.ste.get(sid)!;
+  // P23: fence against the ATS-broken path overwriting STE.EATS
+  const locked = k.v.patch(23);
+  if (locked) yield* master.atsBrokenLock.lock(true);
+  const local = { ...target };
+  if (locked && master.atsBroken) local.eats = false;
+  ste.config = local.config;
+  ste.domain = local.domain;
+  ste.eats = local.eats;
+  yield `write STE sid ${sid}: ${local.config}${local.config === 'translate' ? ` domain ${local.domain}` : ''} EATS=${local.eats ? 1 : 0}`;
+  yield* armSmmuCmdqIssueCmdWithSync(k, { op: 'CFGI_STE', sid });
+  if (locked) yield* master.atsBrokenLock.unlock(true);
+}
+
+/** arm_smmu_install_ste_for_dev() */
+function* armSmmuInstallSteForDev(k: Kernel, master: ArmSmmuMaster, target: SteTarget): Proc {
+  for (const sid of master.sids) yield* armSmmuWriteSte(k, master, sid, target);
+}
+
+/** arm_smmu_reset_device_done() (P05, P18, P23) */
+export function* armSmmuResetDeviceDone(k: Kernel, dev: PciDev): Proc {
+  const master = dev.master;
+  if (k.m.warnOn(master === null, 'arm_smmu_reset_device_done: no master')) return;
+  // P23: ensure the device recovery is seen, to flush any pre-reset fault
+  yield* master!.atsBrokenLock.lock(true);
+  master!.atsBroken = false;
+  yield `${dev.name}: ats_broken = false`;
+  yield* master!.atsBrokenLock.unlock(true);
+}
+
+/** arm_smmu_ats_supported() */
+function armSmmuAtsSupported(k: Kernel, master: ArmSmmuMaster): boolean {
+  // P18: do not enable ATS on a master whose ATS is broken until a reset
+  if (k.v.patch(18) && master.atsBroken) return false;
+  return pciAtsSupported(master.dev);
+}
+
+/** arm_smmu_enable_ats() */
+function* armSmmuEnableAts(k: Kernel, master: ArmSmmuMaster): Proc {
+  yield* armSmmuAtcInvMaster(k, master);
+  if (pciEnableAts(k, master.dev)) k.m.printk('err', `${master.dev.name}: Failed to enable ATS`);
+  yield `${master.dev.name}: pci_enable_ats()`;
+}
+
+function withoutMaster(invs: ArmSmmuInvs, master: ArmSmmuMaster): ArmSmmuInvs {
+  const inv = invs.inv.filter((i) => i.master !== master);
+  return { inv, hasAts: inv.some((i) => i.type === 'ATS') };
+}
+
+function withMaster(
+  invs: ArmSmmuInvs,
+  domain: IommuDomain,
+  master: ArmSmmuMaster,
+  ats: boolean,
+): ArmSmmuInvs {
+  const inv = [...withoutMaster(invs, master).inv];
+  if (!inv.some((i) => i.type === 'S2_VMID')) inv.push({ type: 'S2_VMID', id: domain.id, master: null });
+  if (ats) for (const a of master.atsInvs.inv) inv.push(a);
+  // The invs array is kept sorted (type, id): ATC_INVs of one batch come in stream-ID order.
+  inv.sort((a, b) => (a.type === b.type ? a.id - b.id : a.type === 'S2_VMID' ? -1 : 1));
+  return { inv, hasAts: inv.some((i) => i.type === 'ATS') };
+}
+
+/**
+ * arm_smmu_attach_dev() / arm_smmu_attach_dev_blocked(): prepare (decide ATS, add invs, disable
+ * ATS at the device if it goes off), install the STE, commit (enable ATS / flush the ATC,
+ * drop the old domain's invs).
+ */
+export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): Proc<number> {
+  const master = dev.master!;
+  const old = master.domain;
+  const paging = domain.type === 'paging';
+  // arm_smmu_attach_prepare()
+  const atsEnabled = paging && armSmmuAtsSupported(k, master);
+  if (paging) {
+    domain.invs = withMaster(domain.invs, domain, master, atsEnabled); // rcu_assign_pointer
+    if (atsEnabled) domain.nrAtsMasters++;
+    yield `${dev.name}: add invs to domain ${domain.id}${atsEnabled ? ' (with ATS)' : ''}`;
+  }
+  if (!atsEnabled && master.atsEnabled) {
+    pciDisableAts(k, dev);
+    yield `${dev.name}: pci_disable_ats()`;
+  }
+  yield* armSmmuInstallSteForDev(k, master, {
+    config: paging ? 'translate' : 'abort',
+    domain: paging ? domain.id : -1,
+    eats: atsEnabled,
+  });
+  // arm_smmu_attach_commit()
+  if (atsEnabled && !master.atsEnabled) {
+    yield* armSmmuEnableAts(k, master);
+  } else if (atsEnabled && master.atsEnabled) {
+    yield* armSmmuAtcInvMaster(k, master);
+  } else if (!atsEnabled && master.atsEnabled) {
+    yield* armSmmuAtcInvMaster(k, master);
+  }
+  master.atsEnabled = atsEnabled;
+  if (old && old !== domain && old.type === 'paging') {
+    if (old.invs.inv.some((i) => i.master === master)) old.nrAtsMasters--;
+    old.invs = withoutMaster(old.invs, master);
+    yield `${dev.name}: drop invs from domain ${old.id}`;
+  }
+  master.domain = domain;
+  return 0;
+}

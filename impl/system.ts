@@ -1,0 +1,210 @@
+/**
+ * One simulated system: the machine, the hardware and the kernel objects, built from a
+ * topology under a variant; and the operations a scenario can start.
+ */
+import { match } from 'ts-pattern';
+import { Events } from './events.ts';
+import { Endpoint, type FlrOutcome } from './hw/endpoint.ts';
+import { Memory } from './hw/memory.ts';
+import { Smmu } from './hw/smmu.ts';
+import { iommuAttachGroup, iommuGroupBrokenWorker, iommuMap, iommuUnmap } from './iommu/iommu.ts';
+import {
+  ArmSmmuCmdq,
+  ArmSmmuMaster,
+  GroupDevice,
+  IommuDomain,
+  IommuGroup,
+  type Kernel,
+  type PciDev,
+} from './kernel.ts';
+import { pciResetFunction } from './pci/pci.ts';
+import { type ChoiceSource, Machine, type MachineLimits, type Proc } from './sim/machine.ts';
+import { Mutex, Rcu } from './sim/sync.ts';
+import { Work, Workqueue } from './sim/workqueue.ts';
+import { armSmmuCmdqErrHandler, armSmmuGerrorHandler } from './smmuv3/cmdq.ts';
+import type { Variant } from './variants.ts';
+
+export interface DeviceSpec {
+  /** ATS capability present. */
+  readonly ats: boolean;
+  /** Number of stream IDs (1 or 2). */
+  readonly sids: number;
+}
+
+export interface Topology {
+  readonly cpus: number;
+  readonly devices: readonly DeviceSpec[];
+  /** CPU the GERROR interrupt is affine to. */
+  readonly gerrorIrqCpu: number;
+  /** log2 of the command queue size. */
+  readonly queueShift: number;
+  /** CMDQ_BATCH_ENTRIES */
+  readonly batchEntries: number;
+  /** The SMMU's ATC invalidation completion timeout, µs. */
+  readonly atcTimeoutUs: number;
+  /** IOVAs 0..iovas-1 are mapped in domain 0 at start. */
+  readonly iovas: number;
+}
+
+export const PAGING_DOMAINS = 2;
+
+export type Op =
+  | { readonly kind: 'map'; readonly cpu: number; readonly domain: number; readonly iova: number }
+  | { readonly kind: 'unmap'; readonly cpu: number; readonly domain: number; readonly iova: number }
+  | { readonly kind: 'attach'; readonly cpu: number; readonly dev: number; readonly domain: number }
+  | { readonly kind: 'reset'; readonly cpu: number; readonly dev: number; readonly outcome: FlrOutcome }
+  | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
+  | { readonly kind: 'hang'; readonly dev: number };
+
+export function fmtOp(op: Op): string {
+  return match(op)
+    .with({ kind: 'map' }, (o) => `cpu${o.cpu}: iommu_map(domain ${o.domain}, iova ${o.iova})`)
+    .with({ kind: 'unmap' }, (o) => `cpu${o.cpu}: iommu_unmap(domain ${o.domain}, iova ${o.iova})`)
+    .with({ kind: 'attach' }, (o) => `cpu${o.cpu}: attach dev${o.dev} to domain ${o.domain}`)
+    .with(
+      { kind: 'reset' },
+      (o) => `cpu${o.cpu}: pci_reset_function(dev${o.dev}), FLR ${o.outcome === 'ok' ? 'works' : 'fails'}`,
+    )
+    .with({ kind: 'dma' }, (o) => `dev${o.dev}: DMA write to iova ${o.iova}`)
+    .with({ kind: 'hang' }, (o) => `dev${o.dev}: stops answering ATC invalidations`)
+    .exhaustive();
+}
+
+const SIDS_PER_DEVICE = 4;
+
+export class System {
+  readonly m: Machine;
+  readonly k: Kernel;
+  readonly eps: Endpoint[];
+
+  constructor(
+    readonly topo: Topology,
+    readonly v: Variant,
+    choices: ChoiceSource,
+    limits?: MachineLimits,
+  ) {
+    const m = new Machine(topo.cpus, choices, limits);
+    this.m = m;
+    const ev = new Events();
+    const mem = new Memory(topo.iovas * PAGING_DOMAINS + 4);
+    const domains: IommuDomain[] = [];
+    for (let i = 0; i < PAGING_DOMAINS; i++) domains.push(new IommuDomain(i, 'paging'));
+    domains.push(new IommuDomain(PAGING_DOMAINS, 'blocked'));
+    const tables = { lookup: (d: number, iova: number) => domains[d]?.pt.get(iova) };
+    // The kernel object is filled below; the IRQ handler only runs once the machine runs.
+    let kref: Kernel | null = null;
+    const hw = new Smmu(
+      m,
+      ev,
+      tables,
+      topo.queueShift,
+      topo.gerrorIrqCpu,
+      () => armSmmuGerrorHandler(kref!),
+      topo.atcTimeoutUs,
+    );
+    const cmdq = new ArmSmmuCmdq(m, hw.cmdq, topo.queueShift, v.patch(15) ? armSmmuCmdqErrHandler : null);
+    const rcu = new Rcu(m);
+    const wq = new Workqueue(m);
+    this.eps = topo.devices.map(
+      (d, i) =>
+        new Endpoint(
+          m,
+          ev,
+          hw,
+          i,
+          Array.from({ length: d.sids }, (_, s) => i * SIDS_PER_DEVICE + s),
+          d.ats,
+        ),
+    );
+    for (const ep of this.eps) hw.attachEndpoint(ep);
+    const k: Kernel = {
+      m,
+      v,
+      ev,
+      rcu,
+      wq,
+      mem,
+      smmu: { hw, cmdq, batchEntries: topo.batchEntries, optForceSync: false },
+      pdevs: [],
+      domains,
+      groups: [],
+      gdevs: [],
+    };
+    kref = k;
+    this.k = k;
+    for (const ep of this.eps) {
+      const pdev: PciDev = {
+        index: ep.dev,
+        name: `dev${ep.dev}`,
+        ep,
+        atsCap: ep.atsCapable,
+        atsEnabled: false,
+        deviceLock: new Mutex(m, `dev${ep.dev} device_lock`),
+        group: null,
+        master: null,
+        hasIommu: true,
+      };
+      pdev.master = new ArmSmmuMaster(m, pdev, ep.sids);
+      const group = new IommuGroup(ep.dev, new Mutex(m, `group${ep.dev} mutex`), domains[0]!);
+      const gdevRef: { g: GroupDevice | null } = { g: null };
+      const gdev = new GroupDevice(
+        group,
+        pdev,
+        new Work(`dev${ep.dev} broken_work`, () => iommuGroupBrokenWorker(k, gdevRef.g!)),
+      );
+      gdevRef.g = gdev;
+      group.devices.push(gdev);
+      pdev.group = group;
+      k.pdevs.push(pdev);
+      k.groups.push(group);
+      k.gdevs.push(gdev);
+    }
+  }
+
+  /** Probe-time state: every group attached to domain 0, IOVAs 0..n-1 mapped there. */
+  *setupProc(): Proc {
+    const k = this.k;
+    for (let iova = 0; iova < this.topo.iovas; iova++) yield* iommuMap(k, k.domains[0]!, iova);
+    for (const g of k.groups) yield* iommuAttachGroup(k, k.domains[0]!, g);
+  }
+
+  setup(): 'quiescent' | 'violation' {
+    this.m.spawn('probe', 0, this.setupProc());
+    return this.m.runRound();
+  }
+
+  start(op: Op, i: number): void {
+    const { m, k } = this;
+    match(op)
+      .with({ kind: 'map' }, (o) => m.spawn(`map#${i}`, o.cpu, iommuMap(k, k.domains[o.domain]!, o.iova)))
+      .with({ kind: 'unmap' }, (o) =>
+        m.spawn(`unmap#${i}`, o.cpu, iommuUnmap(k, k.domains[o.domain]!, o.iova)),
+      )
+      .with({ kind: 'attach' }, (o) =>
+        m.spawn(`attach#${i}`, o.cpu, iommuAttachGroup(k, k.domains[o.domain]!, k.pdevs[o.dev]!.group!)),
+      )
+      .with({ kind: 'reset' }, (o) =>
+        m.spawn(`reset#${i}`, o.cpu, pciResetFunction(k, k.pdevs[o.dev]!, o.outcome)),
+      )
+      .with({ kind: 'dma' }, (o) => m.agent(`dma#${i}`, this.eps[o.dev]!.dma(o.iova), { daemon: false }))
+      .with({ kind: 'hang' }, (o) => {
+        const ep = this.eps[o.dev]!;
+        m.agent(
+          `hang#${i}`,
+          (function* (): Proc {
+            ep.hang();
+            yield `EP${o.dev} hangs: stops answering invalidations`;
+          })(),
+          { daemon: false },
+        );
+      })
+      .exhaustive();
+  }
+
+  runRound(ops: readonly Op[], firstIndex: number): 'quiescent' | 'violation' {
+    ops.forEach((op, j) => {
+      this.start(op, firstIndex + j);
+    });
+    return this.m.runRound();
+  }
+}

@@ -1,0 +1,94 @@
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect } from 'vitest';
+import { atomicSteps, type Consts, init, interleavings, invariants, type ModelOp, next } from './model.ts';
+
+const consts: fc.Arbitrary<Consts> = fc.record({
+  ats: fc.array(fc.boolean(), { minLength: 1, maxLength: 3 }),
+  domains: fc.constant(2),
+  iovas: fc.integer({ min: 1, max: 3 }),
+});
+
+const op = (c: Consts): fc.Arbitrary<ModelOp> => {
+  const dev = fc.nat(c.ats.length - 1);
+  const domain = fc.nat(c.domains - 1);
+  const iova = fc.nat(c.iovas - 1);
+  return fc.oneof(
+    fc.record({ kind: fc.constant('map' as const), domain, iova }),
+    fc.record({ kind: fc.constant('unmap' as const), domain, iova }),
+    fc.record({ kind: fc.constant('attach' as const), dev, domain }),
+    fc.record({
+      kind: fc.constant('reset' as const),
+      dev,
+      outcome: fc.constantFrom('ok' as const, 'fail' as const),
+    }),
+    fc.record({ kind: fc.constant('dma' as const), dev, iova }),
+    fc.record({ kind: fc.constant('hang' as const), dev }),
+  );
+};
+
+const run = consts.chain((c) => fc.tuple(fc.constant(c), fc.array(op(c), { maxLength: 30 })));
+
+describe('model', () => {
+  test.prop([run])('every named invariant holds in every reachable state', ([c, ops]) => {
+    let s = init(c);
+    for (const o of ops) {
+      s = next(c, s, o);
+      for (const [name, inv] of Object.entries(invariants)) expect(inv(c, s), name).toBe(true);
+    }
+  });
+
+  test.prop([run])('a working reset always clears the device and its group', ([c, ops]) => {
+    let s = init(c);
+    for (const o of ops) s = next(c, s, o);
+    c.ats.forEach((_, d) => {
+      const t = next(c, s, { kind: 'reset', dev: d, outcome: 'ok' });
+      expect(t.devs[d]!.quarantine).toBe('none');
+      expect(t.devs[d]!.responsive).toBe(true);
+      expect(t.recoveryCnt[d]).toBe(0);
+      expect(t.devs[d]!.atsOn).toBe(c.ats[d]);
+    });
+  });
+
+  test.prop([run])('a failed reset never lifts a quarantine', ([c, ops]) => {
+    let s = init(c);
+    for (const o of ops) s = next(c, s, o);
+    c.ats.forEach((ats, d) => {
+      const t = next(c, s, { kind: 'reset', dev: d, outcome: 'fail' });
+      if (ats) expect(t.devs[d]!.quarantine).not.toBe('none');
+      if (s.devs[d]!.quarantine !== 'none') expect(t.devs[d]!.quarantine).not.toBe('none');
+    });
+  });
+
+  test('an unmap quarantines a hung ATS device on that domain, and only that one', () => {
+    const c: Consts = { ats: [true, true, false], domains: 2, iovas: 1 };
+    let s = next(c, init(c), { kind: 'hang', dev: 0 });
+    s = next(c, s, { kind: 'unmap', domain: 0, iova: 0 });
+    expect(s.devs.map((x) => x.quarantine)).toEqual(['broken', 'none', 'none']);
+    expect(s.devs[0]).toMatchObject({ atsBroken: true, atsOn: false });
+    expect(s.recoveryCnt).toEqual([1, 0, 0]);
+    // attaching is refused while the group recovers
+    expect(next(c, s, { kind: 'attach', dev: 0, domain: 1 })).toEqual(s);
+  });
+
+  test('a reset is two atomic steps; interleavings keep each operation in order', () => {
+    const a = atomicSteps({ kind: 'reset', dev: 0, outcome: 'ok' });
+    expect(a.map((x) => x.kind)).toEqual(['resetPrepare', 'resetDone']);
+    const all = interleavings([[1, 2], [3]]);
+    expect(all).toEqual([
+      [1, 2, 3],
+      [1, 3, 2],
+      [3, 1, 2],
+    ]);
+  });
+
+  test.prop([fc.array(fc.array(fc.nat(), { maxLength: 2 }), { maxLength: 3 })])(
+    'interleavings: count is the multinomial, and each keeps every sequence in order',
+    (seqs) => {
+      const all = interleavings(seqs);
+      const n = seqs.reduce((a, q) => a + q.length, 0);
+      const fact = (k: number): number => (k <= 1 ? 1 : k * fact(k - 1));
+      expect(all.length).toBe(fact(n) / seqs.reduce((a, q) => a * fact(q.length), 1));
+      for (const order of all) expect(order.length).toBe(n);
+    },
+  );
+});

@@ -1,0 +1,206 @@
+/**
+ * The reference model of the ATS / ATC-timeout / reset / quarantine protocol: what the series
+ * intends, with every operation one atomic transition. Pure functions; imports nothing.
+ *
+ *   VARIABLES devs, recoveryCnt, mapped
+ *   Quarantine severity: none < resetting < reset_failed < broken
+ */
+
+export type Quarantine = 'none' | 'resetting' | 'reset_failed' | 'broken';
+const SEVERITY: Record<Quarantine, number> = { none: 0, resetting: 1, reset_failed: 2, broken: 3 };
+
+export interface DevState {
+  /** The domain the group keeps (group->domain), also while blocked. */
+  readonly domain: number;
+  readonly quarantine: Quarantine;
+  /** The driver's own fence: ATS refused until a reset that works. */
+  readonly atsBroken: boolean;
+  /** ATS effectively on: enabled at the device and EATS set in every STE. */
+  readonly atsOn: boolean;
+  /** Answers ATC invalidations. */
+  readonly responsive: boolean;
+}
+
+export interface State {
+  readonly devs: readonly DevState[];
+  /** Per group (one device per group here). */
+  readonly recoveryCnt: readonly number[];
+  /** Per domain: the mapped IOVAs, ascending. */
+  readonly mapped: readonly (readonly number[])[];
+}
+
+export interface Consts {
+  /** ATS capability per device. */
+  readonly ats: readonly boolean[];
+  readonly domains: number;
+  readonly iovas: number;
+}
+
+export type ModelOp =
+  | { readonly kind: 'map'; readonly domain: number; readonly iova: number }
+  | { readonly kind: 'unmap'; readonly domain: number; readonly iova: number }
+  | { readonly kind: 'attach'; readonly dev: number; readonly domain: number }
+  | { readonly kind: 'reset'; readonly dev: number; readonly outcome: 'ok' | 'fail' }
+  | { readonly kind: 'resetPrepare'; readonly dev: number }
+  | { readonly kind: 'resetDone'; readonly dev: number; readonly outcome: 'ok' | 'fail' }
+  | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
+  | { readonly kind: 'hang'; readonly dev: number };
+
+// Init == every device on domain 0 with ATS on where supported; domain 0 maps 0..iovas-1.
+export function init(c: Consts): State {
+  return {
+    devs: c.ats.map((ats) => ({
+      domain: 0,
+      quarantine: 'none',
+      atsBroken: false,
+      atsOn: ats,
+      responsive: true,
+    })),
+    recoveryCnt: c.ats.map(() => 0),
+    mapped: Array.from({ length: c.domains }, (_, d) =>
+      d === 0 ? Array.from({ length: c.iovas }, (_, i) => i) : [],
+    ),
+  };
+}
+
+const setDev = (s: State, d: number, f: (x: DevState) => DevState): State => ({
+  ...s,
+  devs: s.devs.map((x, i) => (i === d ? f(x) : x)),
+});
+const setCnt = (s: State, d: number, f: (n: number) => number): State => ({
+  ...s,
+  recoveryCnt: s.recoveryCnt.map((n, i) => (i === d ? f(n) : n)),
+});
+
+// Map(dom, iova) == mapped' = mapped ∪ {iova}
+function map(s: State, dom: number, iova: number): State {
+  const m = s.mapped[dom]!;
+  if (m.includes(iova)) return s;
+  return { ...s, mapped: s.mapped.map((x, i) => (i === dom ? [...x, iova].sort((a, b) => a - b) : x)) };
+}
+
+// BreakIfSilent(d) == an ATC invalidation sent to a device that no longer answers: the driver
+// finds it, fences ATS (atsBroken) and the core quarantines it as broken (severity only grows).
+function breakIfSilent(s: State, d: number): State {
+  const x = s.devs[d]!;
+  if (x.responsive) return s;
+  const t = setDev(s, d, (y) => ({ ...y, quarantine: 'broken', atsBroken: true, atsOn: false }));
+  return x.quarantine === 'none' ? setCnt(t, d, (n) => n + 1) : t;
+}
+
+// Unmap(dom, iova) == the IOVA goes; every device on dom with ATS on gets its ATC invalidated
+// before the page can be reused.
+function unmap(s: State, dom: number, iova: number): State {
+  if (!s.mapped[dom]!.includes(iova)) return s;
+  let t: State = { ...s, mapped: s.mapped.map((x, i) => (i === dom ? x.filter((v) => v !== iova) : x)) };
+  t.devs.forEach((x, d) => {
+    if (x.domain === dom && x.quarantine === 'none' && x.atsOn) t = breakIfSilent(t, d);
+  });
+  return t;
+}
+
+// Attach(d, dom) == refused while the group recovers; else ATS follows support and the fence,
+// and the ATC is flushed on the way (which finds a silent device).
+function attach(c: Consts, s: State, d: number, dom: number): State {
+  if (s.recoveryCnt[d]! > 0) return s;
+  const x = s.devs[d]!;
+  const atsOn = c.ats[d]! && !x.atsBroken;
+  const t = setDev(s, d, (y) => ({ ...y, domain: dom, atsOn }));
+  return atsOn || x.atsOn ? breakIfSilent(t, d) : t;
+}
+
+// ResetPrepare(d) == the reset fence: block the device (turning ATS off flushes the ATC first);
+// a device already quarantined stays as it is. Devices without ATS are not fenced.
+function resetPrepare(c: Consts, s: State, d: number): State {
+  if (!c.ats[d]) return s;
+  const x = s.devs[d]!;
+  if (x.quarantine !== 'none') return s;
+  const s1 = x.atsOn ? breakIfSilent(s, d) : s;
+  if (s1.devs[d]!.quarantine !== 'none') return s1;
+  return setCnt(
+    setDev(s1, d, (y) => ({ ...y, quarantine: 'resetting', atsOn: false })),
+    d,
+    (n) => n + 1,
+  );
+}
+
+// ResetDone(d, ok) == a working reset clears the device and lifts every quarantine;
+// ResetDone(d, fail) == the device stays blocked, as reset_failed or worse.
+function resetDone(c: Consts, s: State, d: number, outcome: 'ok' | 'fail'): State {
+  if (!c.ats[d]) return outcome === 'ok' ? setDev(s, d, (x) => ({ ...x, responsive: true })) : s;
+  const x = s.devs[d]!;
+  if (outcome === 'ok') {
+    const t = setDev(s, d, (y) => ({
+      ...y,
+      quarantine: 'none',
+      atsBroken: false,
+      atsOn: true,
+      responsive: true,
+    }));
+    return x.quarantine === 'none' ? t : setCnt(t, d, (n) => n - 1);
+  }
+  const q: Quarantine = SEVERITY[x.quarantine] >= SEVERITY.reset_failed ? x.quarantine : 'reset_failed';
+  const t = setDev(s, d, (y) => ({ ...y, quarantine: q, atsOn: false }));
+  return x.quarantine === 'none' ? setCnt(t, d, (n) => n + 1) : t;
+}
+
+// Hang(d) == responsive' = FALSE
+const hang = (s: State, d: number): State => setDev(s, d, (x) => ({ ...x, responsive: false }));
+
+// Next == one operation, atomically. DMA changes no protocol state (its safety is a property).
+export function next(c: Consts, s: State, op: ModelOp): State {
+  switch (op.kind) {
+    case 'map':
+      return map(s, op.domain, op.iova);
+    case 'unmap':
+      return unmap(s, op.domain, op.iova);
+    case 'attach':
+      return attach(c, s, op.dev, op.domain);
+    case 'reset':
+      return resetDone(c, resetPrepare(c, s, op.dev), op.dev, op.outcome);
+    case 'resetPrepare':
+      return resetPrepare(c, s, op.dev);
+    case 'resetDone':
+      return resetDone(c, s, op.dev, op.outcome);
+    case 'dma':
+      return s;
+    case 'hang':
+      return hang(s, op.dev);
+  }
+}
+
+/** Named invariants of the model itself (checked by the model's own tests). */
+export const invariants: Record<string, (c: Consts, s: State) => boolean> = {
+  RecoveryCntCountsBlocked: (_c, s) =>
+    s.devs.every((x, d) => s.recoveryCnt[d] === (x.quarantine === 'none' ? 0 : 1)),
+  NoAtsWhileBroken: (_c, s) => s.devs.every((x) => !(x.atsBroken && x.atsOn)),
+  NoAtsWhileQuarantined: (_c, s) => s.devs.every((x) => x.quarantine === 'none' || !x.atsOn),
+  AtsOnlyWhereSupported: (c, s) => s.devs.every((x, d) => !x.atsOn || c.ats[d]!),
+};
+
+/** The atomic transitions one operation is made of: a reset is its prepare, then its done. */
+export function atomicSteps(op: ModelOp): ModelOp[] {
+  if (op.kind === 'reset') {
+    return [
+      { kind: 'resetPrepare', dev: op.dev },
+      { kind: 'resetDone', dev: op.dev, outcome: op.outcome },
+    ];
+  }
+  return [op];
+}
+
+/** All interleavings of the operations' atomic steps that keep each operation's own order. */
+export function interleavings<T>(seqs: readonly (readonly T[])[]): T[][] {
+  const live = seqs.filter((q) => q.length > 0);
+  if (live.length === 0) return [[]];
+  const out: T[][] = [];
+  live.forEach((q, i) => {
+    const rest = live.map((r, j) => (j === i ? r.slice(1) : r));
+    for (const tail of interleavings(rest)) out.push([q[0]!, ...tail]);
+  });
+  return out;
+}
+
+export function equal(a: State, b: State): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

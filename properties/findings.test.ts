@@ -1,0 +1,43 @@
+/**
+ * Findings against v4 as posted (reports/findings/): each reproduces without any flag, and every
+ * violation v4 shows in a bounded search is explained by one of them.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { Variant } from '../impl/variants.ts';
+import { atcTimeoutReportedAsPlainTimeout } from './findings.ts';
+import { fuzz } from './fuzz.ts';
+import { runScenario } from './runner.ts';
+import type { Scenario } from './scenario.ts';
+
+const corpus = (name: string): { property: string; scenario: Scenario } =>
+  JSON.parse(readFileSync(new URL(`./corpus/${name}.json`, import.meta.url), 'utf8'));
+
+describe('finding: a CMD_SYNC queued behind a failing one is taken for a plain timeout', () => {
+  const f = corpus('v4-sync-queued-behind-failure');
+
+  test('v4 as posted corrupts memory in the recorded scenario', () => {
+    const r = runScenario(f.scenario, Variant.parse('v4'));
+    expect(r.violations[0]?.property).toBe(f.property);
+    expect(atcTimeoutReportedAsPlainTimeout(r.events)).toBe(true);
+  });
+
+  test('the same operations one at a time are safe under v4', () => {
+    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    expect(runScenario(serial, Variant.parse('v4')).violations).toEqual([]);
+  });
+
+  test('mainline corrupts memory in the same scenario too (the series narrows the window, not closes it)', () => {
+    const r = runScenario(f.scenario, Variant.parse('mainline'));
+    expect(r.violations.map((v) => v.property)).toContain('no-corruption');
+  });
+});
+
+describe('v4 as posted: a bounded search finds nothing a recorded finding does not explain', () => {
+  test.each([1, 2, 3])('seed %i', (seed) => {
+    const v4 = Variant.parse('v4');
+    const r = fuzz({ variant: v4, seed, runs: 1500 });
+    if (r.violation === null) return;
+    expect(atcTimeoutReportedAsPlainTimeout(runScenario(r.violation.scenario, v4).events)).toBe(true);
+  });
+});

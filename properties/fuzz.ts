@@ -1,0 +1,130 @@
+/**
+ * The fuzz engine: random scenarios until the first violation or the budget, then a shrink
+ * that keeps the same property violated, then a minimal choice stream.
+ */
+import fc from 'fast-check';
+import type { Variant } from '../impl/variants.ts';
+import { isSafety } from './invariants.ts';
+import { type RunResult, runScenario } from './runner.ts';
+import { type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
+
+export interface FuzzOptions {
+  readonly variant: Variant;
+  readonly seed: number;
+  /** Stop after this many scenarios. */
+  readonly runs?: number;
+  /** Stop after this much wall time (the only nondeterminism: how far the search gets). */
+  readonly timeMs?: number;
+  /** Upper bound on shrinking wall time. */
+  readonly shrinkTimeMs?: number;
+  readonly arbitrary?: fc.Arbitrary<Scenario>;
+}
+
+export interface FoundViolation {
+  readonly property: string;
+  readonly message: string;
+  readonly scenario: Scenario;
+  readonly choices: readonly number[];
+  readonly original: { ops: number; rounds: number; choices: number };
+  readonly shrunk: { ops: number; rounds: number; choices: number };
+  /** Scenarios run until the first violation (1-based). */
+  readonly runsToDetect: number;
+  readonly shrinkRuns: number;
+}
+
+export interface FuzzResult {
+  readonly variant: string;
+  readonly seed: number;
+  readonly runs: number;
+  readonly steps: number;
+  readonly elapsedMs: number;
+  readonly shrinkMs: number;
+  readonly violation: FoundViolation | null;
+}
+
+/** Runs spent looking for a safety violation after a conformance one (at least). */
+export const SAFETY_GRACE_RUNS = 50;
+
+class StopSearch extends Error {}
+
+const violates = (r: RunResult, property: string): boolean =>
+  r.violations.some((v) => v.property === property);
+
+export function fuzz(opts: FuzzOptions): FuzzResult {
+  const v = opts.variant;
+  const arb = opts.arbitrary ?? scenarioArb;
+  const t0 = performance.now();
+  let runs = 0;
+  let steps = 0;
+  // A conformance violation (the impl departs from the model) is confirmed by a short further
+  // search for a safety violation, which is what a reviewer needs to see first.
+  let firstConformance = -1;
+  const stopAt = (i: number) => Math.max(2 * (i + 1), i + 1 + SAFETY_GRACE_RUNS);
+  const search = fc.check(
+    fc.property(arb, (s) => {
+      const index = runs++;
+      const r = runScenario(s, v);
+      steps += r.steps;
+      if (r.violations.length === 0) return true;
+      if (isSafety(r.violations[0]!.property)) return false;
+      if (firstConformance < 0) firstConformance = index;
+      if (runs >= stopAt(firstConformance)) throw new StopSearch();
+      return true;
+    }),
+    {
+      seed: opts.seed,
+      numRuns: opts.runs ?? Number.MAX_SAFE_INTEGER,
+      interruptAfterTimeLimit: opts.timeMs,
+      markInterruptAsFailure: false,
+      endOnFailure: true,
+    },
+  );
+  const elapsedMs = Math.round(performance.now() - t0);
+  const base = { variant: v.name, seed: opts.seed, runs, steps };
+  const safetyFound = search.failed && !(search.errorInstance instanceof StopSearch);
+  let path: string;
+  if (safetyFound && search.counterexamplePath !== null) path = search.counterexamplePath;
+  else if (firstConformance >= 0) path = String(firstConformance);
+  else return { ...base, elapsedMs, shrinkMs: 0, violation: null };
+  const first = fc.sample(arb, { seed: opts.seed, path, numRuns: 1 })[0]!;
+  const property = runScenario(first, v).violations[0]!.property;
+
+  // Shrink from the same path, keeping the same property violated.
+  const t1 = performance.now();
+  let shrinkRuns = 0;
+  const shrink = fc.check(
+    fc.property(arb, (s) => {
+      shrinkRuns++;
+      return !violates(runScenario(s, v), property);
+    }),
+    {
+      seed: opts.seed,
+      path,
+      numRuns: 1,
+      interruptAfterTimeLimit: opts.shrinkTimeMs ?? 60_000,
+      markInterruptAsFailure: false,
+    },
+  );
+  let scenario = shrink.counterexample?.[0] ?? first;
+  // Keep only the choices that were consumed, reduced to their smallest equivalent.
+  const final = runScenario(scenario, v);
+  const trimmed: Scenario = { ...scenario, choices: final.normalizedChoices };
+  if (violates(runScenario(trimmed, v), property)) scenario = trimmed;
+  const result = runScenario(scenario, v);
+  const message = result.violations.find((x) => x.property === property)?.message ?? '';
+  return {
+    ...base,
+    elapsedMs,
+    shrinkMs: Math.round(performance.now() - t1),
+    violation: {
+      property,
+      message,
+      scenario,
+      choices: scenario.choices,
+      original: scenarioSize(first),
+      shrunk: scenarioSize(scenario),
+      runsToDetect: runs,
+      shrinkRuns,
+    },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Refinement: at each quiescent point the abstraction of the impl state must equal the model
+ * state reached by some order of the round's concurrent operations.
+ */
+import { BLOCKED_BROKEN, BLOCKED_RESET_FAILED, BLOCKED_RESETTING } from '../impl/kernel.ts';
+import type { Op, System } from '../impl/system.ts';
+import {
+  atomicSteps,
+  type Consts,
+  equal,
+  interleavings,
+  type ModelOp,
+  next,
+  type Quarantine,
+  type State,
+} from '../model/model.ts';
+
+const QUARANTINE: Record<number, Quarantine> = {
+  0: 'none',
+  [BLOCKED_RESETTING]: 'resetting',
+  [BLOCKED_RESET_FAILED]: 'reset_failed',
+  [BLOCKED_BROKEN]: 'broken',
+};
+
+export function consts(sys: System): Consts {
+  return {
+    ats: sys.topo.devices.map((d) => d.ats),
+    domains: sys.k.domains.filter((d) => d.type === 'paging').length,
+    iovas: sys.topo.iovas,
+  };
+}
+
+/** The abstraction function: impl state → model state. */
+export function abstraction(sys: System): State {
+  const { k } = sys;
+  return {
+    devs: k.pdevs.map((pdev, d) => {
+      const gdev = k.gdevs[d]!;
+      const sids = pdev.ep.sids;
+      const eats = sids.every((sid) => k.smmu.hw.ste.get(sid)?.eats === true);
+      return {
+        domain: pdev.group!.domain.id,
+        quarantine: QUARANTINE[gdev.blocked] ?? 'none',
+        atsBroken: pdev.master?.atsBroken ?? false,
+        atsOn: pdev.ep.atsEnabled && eats,
+        responsive: pdev.ep.responsive,
+      };
+    }),
+    recoveryCnt: k.groups.map((g) => g.recoveryCnt),
+    mapped: k.domains.filter((d) => d.type === 'paging').map((d) => [...d.pt.keys()].sort((a, b) => a - b)),
+  };
+}
+
+export function toModelOp(op: Op): ModelOp {
+  switch (op.kind) {
+    case 'map':
+    case 'unmap':
+      return { kind: op.kind, domain: op.domain, iova: op.iova };
+    case 'attach':
+      return { kind: 'attach', dev: op.dev, domain: op.domain };
+    case 'reset':
+      return { kind: 'reset', dev: op.dev, outcome: op.outcome };
+    case 'dma':
+      return { kind: 'dma', dev: op.dev, iova: op.iova };
+    case 'hang':
+      return { kind: 'hang', dev: op.dev };
+  }
+}
+
+export type RefinementResult = { ok: true; state: State } | { ok: false; impl: State; candidates: State[] };
+
+export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: State): RefinementResult {
+  const candidates: State[] = [];
+  for (const order of interleavings(ops.map((op) => atomicSteps(toModelOp(op))))) {
+    const s = order.reduce((acc, op) => next(c, acc, op), before);
+    if (equal(s, impl)) return { ok: true, state: s };
+    if (!candidates.some((x) => equal(x, s))) candidates.push(s);
+  }
+  return { ok: false, impl, candidates };
+}
+
+function diff(impl: State, model: State): string[] {
+  const diffs: string[] = [];
+  impl.devs.forEach((x, d) => {
+    const y = model.devs[d]!;
+    for (const key of Object.keys(x) as (keyof typeof x)[]) {
+      if (x[key] !== y[key]) diffs.push(`dev${d}.${key}: impl ${String(x[key])}, model ${String(y[key])}`);
+    }
+  });
+  impl.recoveryCnt.forEach((n, g) => {
+    if (n !== model.recoveryCnt[g])
+      diffs.push(`group${g}.recovery_cnt: impl ${n}, model ${model.recoveryCnt[g]}`);
+  });
+  impl.mapped.forEach((m, d) => {
+    if (m.join() !== model.mapped[d]!.join())
+      diffs.push(`domain${d} mapped: impl [${m}], model [${model.mapped[d]}]`);
+  });
+  return diffs;
+}
+
+/** A short, readable difference between the impl state and the closest model state. */
+export function describeMismatch(impl: State, candidates: readonly State[]): string {
+  let best: string[] | null = null;
+  for (const c of candidates) {
+    const d = diff(impl, c);
+    if (best === null || d.length < best.length) best = d;
+  }
+  if (best === null) return 'no model state';
+  return best.join('; ') + (candidates.length > 1 ? ` (closest of ${candidates.length} model orders)` : '');
+}

@@ -1,0 +1,96 @@
+/**
+ * Runs one scenario on the impl under a variant with every observer on, and the refinement
+ * check at each quiescent point. Pure: same scenario and variant ⇒ same result.
+ */
+import type { SimEvent } from '../impl/events.ts';
+import { ArrayChoices, type LogLine, type TraceStep, type Violation } from '../impl/sim/machine.ts';
+import { System } from '../impl/system.ts';
+import type { Variant } from '../impl/variants.ts';
+import { init, type State } from '../model/model.ts';
+import { Observers, propertyRank } from './invariants.ts';
+import { abstraction, checkRound, consts, describeMismatch } from './refinement.ts';
+import type { Scenario } from './scenario.ts';
+
+export interface RunResult {
+  /** All violations, most severe first. */
+  readonly violations: readonly Violation[];
+  readonly steps: number;
+  /** Rounds that reached quiescence. */
+  readonly roundsDone: number;
+  /** Choices actually consumed; the rest of the stream did not matter. */
+  readonly choicesUsed: number;
+  /** The consumed choices reduced modulo their alternatives: an equivalent, smaller stream. */
+  readonly normalizedChoices: readonly number[];
+  readonly log: readonly LogLine[];
+  readonly trace: readonly TraceStep[];
+  /** The step at which each round started (for rendering). */
+  readonly roundStarts: readonly number[];
+  /** What the hardware and kernel reported, in order (for finding signatures). */
+  readonly events: readonly SimEvent[];
+}
+
+export interface RunOptions {
+  readonly trace?: boolean;
+}
+
+export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): RunResult {
+  const setupChoices = new ArrayChoices([]);
+  const sys = new System(s.topology, v, setupChoices);
+  sys.m.tracing = opts.trace ?? false;
+  const obs = new Observers(sys);
+  const events: SimEvent[] = [];
+  sys.k.ev.on((e) => {
+    if (e.kind === 'syncReturn' || e.kind === 'syncAtcError') events.push(e);
+  });
+  const c = consts(sys);
+  const roundStarts: number[] = [];
+  let roundsDone = 0;
+  const choices = new ArrayChoices(s.choices);
+
+  let model: State | null = null;
+  if (sys.setup() === 'quiescent') {
+    const r = checkRound(c, initialModel(sys), [], abstraction(sys));
+    if (r.ok) model = r.state;
+    else sys.m.violate('refinement', `after probe: ${describeMismatch(r.impl, r.candidates)}`, 'error');
+    sys.m.setChoices(choices);
+    let opIndex = 0;
+    for (const ops of s.rounds) {
+      roundStarts.push(sys.m.stepCount);
+      if (sys.runRound(ops, opIndex) !== 'quiescent') break;
+      opIndex += ops.length;
+      roundsDone++;
+      obs.atQuiescence();
+      if (model !== null) {
+        const res = checkRound(c, model, ops, abstraction(sys));
+        if (res.ok) model = res.state;
+        else {
+          sys.m.violate(
+            'refinement',
+            `after round ${roundsDone}: no order of {${ops.map((o) => o.kind).join(', ')}} explains the state: ${describeMismatch(res.impl, res.candidates)}`,
+            'error',
+          );
+          model = null;
+        }
+      }
+      if (sys.m.fatal()) break;
+    }
+  }
+  const violations = [...sys.m.violations].sort(
+    (a, b) => propertyRank(a.property) - propertyRank(b.property) || a.step - b.step,
+  );
+  return {
+    violations,
+    steps: sys.m.stepCount,
+    roundsDone,
+    choicesUsed: choices.used,
+    normalizedChoices: choices.normalized,
+    log: sys.m.log,
+    trace: sys.m.trace,
+    roundStarts,
+    events,
+  };
+}
+
+function initialModel(sys: System): State {
+  return init(consts(sys));
+}

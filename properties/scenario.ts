@@ -1,0 +1,85 @@
+/**
+ * Scenarios and their fast-check arbitraries: a topology, rounds of 1–3 concurrent operations,
+ * and a choice stream. Everything shrinks: fewer rounds, fewer operations, smaller topologies,
+ * shorter and smaller choices.
+ */
+import fc from 'fast-check';
+import { type Op, PAGING_DOMAINS, type Topology } from '../impl/system.ts';
+
+export interface Scenario {
+  readonly topology: Topology;
+  readonly rounds: readonly (readonly Op[])[];
+  readonly choices: readonly number[];
+}
+
+export const MAX_OPS_PER_ROUND = 3;
+
+export const ATC_TIMEOUTS_US = [50_000, 200_000] as const;
+
+export const topologyArb: fc.Arbitrary<Topology> = fc
+  .record({
+    cpus: fc.integer({ min: 1, max: 3 }),
+    devices: fc.array(
+      fc.record({
+        ats: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, fc.constant(false)),
+        sids: fc.integer({ min: 1, max: 2 }),
+      }),
+      {
+        minLength: 1,
+        maxLength: 3,
+      },
+    ),
+    gerrorIrqCpu: fc.nat(2),
+    queueShift: fc.integer({ min: 2, max: 4 }),
+    batchEntries: fc.integer({ min: 2, max: 4 }),
+    atcTimeoutUs: fc.constantFrom(...ATC_TIMEOUTS_US),
+    iovas: fc.integer({ min: 1, max: 3 }),
+  })
+  // arm_smmu_device_hw_probe(): one batch plus a CMD_SYNC must fit in the queue.
+  .map((t) => ({
+    ...t,
+    gerrorIrqCpu: t.gerrorIrqCpu % t.cpus,
+    batchEntries: Math.min(t.batchEntries, (1 << t.queueShift) - 1),
+  }));
+
+export function opArb(t: Topology): fc.Arbitrary<Op> {
+  const cpu = fc.nat(t.cpus - 1);
+  const dev = fc.nat(t.devices.length - 1);
+  const domain = fc.nat(PAGING_DOMAINS - 1);
+  const iova = fc.nat(t.iovas - 1);
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('unmap' as const), cpu, domain, iova }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('map' as const), cpu, domain, iova }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('dma' as const), dev, iova }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('hang' as const), dev }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('reset' as const),
+        cpu,
+        dev,
+        outcome: fc.constantFrom('ok' as const, 'fail' as const),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('attach' as const), cpu, dev, domain }) },
+  );
+}
+
+export const scenarioArb: fc.Arbitrary<Scenario> = topologyArb.chain((topology) =>
+  fc.record({
+    topology: fc.constant(topology),
+    rounds: fc.array(fc.array(opArb(topology), { minLength: 1, maxLength: MAX_OPS_PER_ROUND }), {
+      minLength: 1,
+      maxLength: 8,
+    }),
+    choices: fc.array(fc.nat(7), { maxLength: 300 }),
+  }),
+);
+
+export function scenarioSize(s: Scenario): { ops: number; rounds: number; choices: number } {
+  return {
+    ops: s.rounds.reduce((n, r) => n + r.length, 0),
+    rounds: s.rounds.length,
+    choices: s.choices.length,
+  };
+}
