@@ -157,11 +157,7 @@ export class Rcu {
   /** kfree_rcu / call_rcu: run `fn` once every reader present now has left its section. */
   callRcu(fn: () => void): void {
     const snap = this.snapshot();
-    if (Rcu.over(snap)) {
-      this.pending.push({ snap, fn });
-    } else {
-      this.pending.push({ snap, fn });
-    }
+    this.pending.push({ snap, fn });
     this.ensureAgent();
   }
 
@@ -171,21 +167,22 @@ export class Rcu {
   private ensureAgent(): void {
     if (this.agentStarted) return;
     this.agentStarted = true;
-    const self = this;
-    const m = this.m;
-    m.agent(
-      'rcu-gp',
-      (function* (): Proc {
-        const ready = () => self.pending.some((p) => Rcu.over(p.snap));
-        const w = new Wait(ready, never, true, 'RCU callbacks');
-        for (;;) {
-          while (!ready()) yield w;
-          const i = self.pending.findIndex((p) => Rcu.over(p.snap));
-          const [p] = self.pending.splice(i, 1);
-          p!.fn();
-          yield 'RCU callback runs';
-        }
-      })(),
-    );
+    this.m.agent('rcu-gp', this.callbacks());
+  }
+
+  /** The grace-period machinery: runs each callback once its readers are gone. */
+  private *callbacks(): Proc {
+    const pending = this.pending;
+    const ready = () => pending.some((p) => Rcu.over(p.snap));
+    const w = new Wait(ready, never, true, 'RCU callbacks');
+    for (;;) {
+      while (!ready()) yield w;
+      const [p] = pending.splice(
+        pending.findIndex((x) => Rcu.over(x.snap)),
+        1,
+      );
+      p!.fn();
+      yield 'RCU callback runs';
+    }
   }
 }
