@@ -23,14 +23,90 @@ export const FLAGS: readonly FlagInfo[] = [
     summary: 'reset done unblocks the device even when the reset failed',
   },
   {
+    id: 'no-reset-device-done',
+    source: 'P05, P18',
+    summary: 'the driver is never told of a successful reset: ats_broken stays set, ATS never comes back',
+  },
+  {
+    id: 'stale-broken-report',
+    source: 'P11',
+    summary: 'a broken report from before a reset is acted on after the reset succeeded',
+  },
+  {
+    id: 'stale-atc-timeout-bit',
+    source: 'P12',
+    summary: "the issuer does not clear its slot's ATC-timeout bit before reuse",
+  },
+  {
+    id: 'atc-bit-cleared-after-publish',
+    source: 'P12',
+    summary:
+      "the slot's ATC-timeout bit is cleared after the SMMU can see the slot, racing the handler's set",
+  },
+  {
     id: 'late-isr-misclassified',
     source: 'P15',
     summary:
       'the issuer does not drain CMDQ_ERR after its poll times out; a late GERROR IRQ loses the ATC timeout',
   },
+  {
+    id: 'full-queue-stall',
+    source: 'P16',
+    summary: 'a full queue is polled without draining a pending CMDQ_ERR',
+  },
+  {
+    id: 'atc-inv-to-broken',
+    source: 'P18',
+    summary: 'ATC invalidations keep going to a master already marked broken',
+  },
+  {
+    id: 'ats-reenabled-while-broken',
+    source: 'P18',
+    summary: 'attach re-enables ATS on a master marked broken',
+  },
+  {
+    id: 'eats-lost-update',
+    source: 'P23',
+    summary: "STE writes and the broken path's EATS clear are not serialised",
+  },
+  {
+    id: 'reset-clears-broken-midway',
+    source: 'P23',
+    summary: 'reset_device_done can clear ats_broken between the timeout being seen and the quarantine',
+  },
+  {
+    id: 'async-batch-flush',
+    source: 'P24 (P19)',
+    summary:
+      'a full ATS batch is flushed without a CMD_SYNC; its timeout surfaces at a later, unrelated sync',
+  },
+  {
+    id: 'blame-first-sid',
+    source: 'P24',
+    summary: 'no per-stream-ID retry: the timeout is pinned on the first ATS stream ID of the batch',
+  },
+  {
+    id: 'inv-during-flr',
+    source: '003',
+    summary: 'no IOMMU prepare/done around a reset: invalidations reach a function in the middle of FLR',
+  },
 ];
 
-export type FlagId = (typeof FLAGS)[number]['id'];
+export type FlagId =
+  | 'done-ignores-result'
+  | 'no-reset-device-done'
+  | 'stale-broken-report'
+  | 'stale-atc-timeout-bit'
+  | 'atc-bit-cleared-after-publish'
+  | 'late-isr-misclassified'
+  | 'full-queue-stall'
+  | 'atc-inv-to-broken'
+  | 'ats-reenabled-while-broken'
+  | 'eats-lost-update'
+  | 'reset-clears-broken-midway'
+  | 'async-batch-flush'
+  | 'blame-first-sid'
+  | 'inv-during-flr';
 
 export class VariantError extends Error {}
 

@@ -173,11 +173,11 @@ export function* pciDevResetIommuDone(k: Kernel, pdev: PciDev, resetResult: numb
     } else if (!gdev!.blocked) {
       return;
     }
-    if (v.patch(5)) {
+    if (v.patch(5) && !v.bug('no-reset-device-done')) {
       // P05: tell the driver the device is clean again
       yield* armSmmuResetDeviceDone(k, pdev);
     }
-    if (v.patch(11)) {
+    if (v.patch(11) && !v.bug('stale-broken-report')) {
       // P11: neutralise any stale pre-reset broken report
       gdev!.brokenPending = false;
       yield `${pdev.name}: broken_pending = false`;

@@ -50,7 +50,11 @@ function* armSmmuCmdqBatchAddCmd(k: Kernel, cmds: ArmSmmuCmdqBatch, cmd: Cmd): P
   }
   if (cmds.cmds.length === smmu.batchEntries) {
     // P24: force a sync for ATS-bearing batches so the timeout is caught here
-    yield* armSmmuCmdqBatchIssue(k, cmds, k.v.patch(24) ? cmds.hasAts : false);
+    yield* armSmmuCmdqBatchIssue(
+      k,
+      cmds,
+      k.v.patch(24) && !k.v.bug('async-batch-flush') ? cmds.hasAts : false,
+    );
     Object.assign(cmds, armSmmuCmdqBatchInitCmd(k, cmds.invs));
   }
   if (cmd.op === 'ATC_INV') cmds.hasAts = true;
@@ -94,6 +98,16 @@ function* armSmmuMasterDisableAts(k: Kernel, master: ArmSmmuMaster): Proc {
 /** arm_smmu_cmdq_batch_retry() (P24): re-issue one ATC_INV per stream ID to find the culprit. */
 function* armSmmuCmdqBatchRetry(k: Kernel, invs: ArmSmmuInvs, cmds: ArmSmmuCmdqBatch): Proc {
   if (!invs.hasAts) return;
+  if (k.v.bug('blame-first-sid')) {
+    // The bug: no re-issue per stream ID; the first ATS stream ID of the batch takes the blame.
+    const first = cmds.cmds.find((c) => c.op === 'ATC_INV');
+    const master = first && first.op === 'ATC_INV' ? armSmmuInvsFindAtsMaster(invs, first.sid) : null;
+    if (master === null) return;
+    yield* master.atsBrokenLock.lock(true);
+    if (!master.atsBroken) yield* armSmmuMasterDisableAts(k, master);
+    yield* master.atsBrokenLock.unlock(true);
+    return;
+  }
   let lastSid = -1;
   for (const cmd of cmds.cmds) {
     if (cmd.op !== 'ATC_INV') continue;
@@ -115,7 +129,7 @@ function* armSmmuCmdqBatchRetry(k: Kernel, invs: ArmSmmuInvs, cmds: ArmSmmuCmdqB
 /** arm_smmu_atc_inv_master() */
 export function* armSmmuAtcInvMaster(k: Kernel, master: ArmSmmuMaster): Proc<number> {
   // P18: do not issue ATC_INV that will definitely time out
-  if (k.v.patch(18) && master.atsBroken) return 0;
+  if (k.v.patch(18) && !k.v.bug('atc-inv-to-broken') && master.atsBroken) return 0;
   const cmds = armSmmuCmdqBatchInitCmd(k, k.v.patch(22) ? master.atsInvs : null);
   for (const inv of master.atsInvs.inv) {
     yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'ATC_INV', sid: inv.id, iova: 0, all: true });
@@ -133,7 +147,7 @@ function* __armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, invs: ArmSmmuI
         break;
       case 'ATS':
         // P18: do not issue ATC_INV that will definitely time out
-        if (k.v.patch(18) && cur.master!.atsBroken) break;
+        if (k.v.patch(18) && !k.v.bug('atc-inv-to-broken') && cur.master!.atsBroken) break;
         yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'ATC_INV', sid: cur.id, iova, all: false });
         break;
     }
@@ -160,7 +174,7 @@ export interface SteTarget {
 function* armSmmuWriteSte(k: Kernel, master: ArmSmmuMaster, sid: number, target: SteTarget): Proc {
   const ste = k.smmu.hw.ste.get(sid)!;
   // P23: fence against the ATS-broken path overwriting STE.EATS
-  const locked = k.v.patch(23);
+  const locked = k.v.patch(23) && !k.v.bug('eats-lost-update');
   if (locked) yield* master.atsBrokenLock.lock(true);
   const local = { ...target };
   if (locked && master.atsBroken) local.eats = false;
@@ -182,16 +196,17 @@ export function* armSmmuResetDeviceDone(k: Kernel, dev: PciDev): Proc {
   const master = dev.master;
   if (k.m.warnOn(master === null, 'arm_smmu_reset_device_done: no master')) return;
   // P23: ensure the device recovery is seen, to flush any pre-reset fault
-  yield* master!.atsBrokenLock.lock(true);
+  const locked = k.v.patch(23) && !k.v.bug('reset-clears-broken-midway');
+  if (locked) yield* master!.atsBrokenLock.lock(true);
   master!.atsBroken = false;
   yield `${dev.name}: ats_broken = false`;
-  yield* master!.atsBrokenLock.unlock(true);
+  if (locked) yield* master!.atsBrokenLock.unlock(true);
 }
 
 /** arm_smmu_ats_supported() */
 function armSmmuAtsSupported(k: Kernel, master: ArmSmmuMaster): boolean {
   // P18: do not enable ATS on a master whose ATS is broken until a reset
-  if (k.v.patch(18) && master.atsBroken) return false;
+  if (k.v.patch(18) && !k.v.bug('ats-reenabled-while-broken') && master.atsBroken) return false;
   return pciAtsSupported(master.dev);
 }
 

@@ -112,7 +112,8 @@ export function* armSmmuCmdqIssueCmdlist(
     while (!queueHasSpace(shift, llq, n + s)) {
       localIrqRestore(m);
       // P16: a stalled queue may be waiting for an unhandled CMDQ_ERR
-      if (v.patch(16) && cmdq.cmdqErrHandler) yield* cmdq.cmdqErrHandler(k, cmdq);
+      if (v.patch(16) && !v.bug('full-queue-stall') && cmdq.cmdqErrHandler)
+        yield* cmdq.cmdqErrHandler(k, cmdq);
       const seenHw = cmdq.hw.cons;
       const seenShadow = cmdq.llq.cons;
       if ((yield* armSmmuCmdqPollUntilNotFull(k, cmdq, llq)) !== 0)
@@ -152,7 +153,9 @@ export function* armSmmuCmdqIssueCmdlist(
     syncProd = queueIncProdN(shift, llq, n);
     cmdq.hw.ring[qIdx(shift, syncProd)] = { op: 'CMD_SYNC' };
     // P12: clear a stale ATC-timeout bit of this slot before the SMMU can see the slot
-    if (v.patch(12)) cmdq.atcSyncTimeouts[qIdx(shift, syncProd)] = false;
+    if (v.patch(12) && !v.bug('stale-atc-timeout-bit') && !v.bug('atc-bit-cleared-after-publish')) {
+      cmdq.atcSyncTimeouts[qIdx(shift, syncProd)] = false;
+    }
   }
   yield `write ${n} command(s)${sync ? ' + CMD_SYNC' : ''}`;
   if (sync) yield* armSmmuCmdqSharedLock(k, cmdq);
@@ -181,6 +184,12 @@ export function* armSmmuCmdqIssueCmdlist(
     yield `write PROD ${hex(prod)}`;
     cmdq.ownerProd = prod;
     yield 'hand over ownership';
+  }
+
+  if (sync && v.bug('atc-bit-cleared-after-publish')) {
+    // The bug: clearing once the slot may already be in the SMMU's hands.
+    cmdq.atcSyncTimeouts[qIdx(shift, syncProd)] = false;
+    yield 'clear ATC-timeout bit';
   }
 
   // 5. If we are inserting a CMD_SYNC, we must wait for it to complete
