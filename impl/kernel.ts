@@ -64,6 +64,8 @@ export interface PciDev {
   master: ArmSmmuMaster | null;
   /** dev_has_iommu(): dev->iommu is set. */
   hasIommu: boolean;
+  /** Removed from the bus (hot unplug). */
+  removed: boolean;
 }
 
 /** struct iommu_domain + struct arm_smmu_domain. */
@@ -71,7 +73,7 @@ export class IommuDomain {
   /** The page table (IOVA → physical page). */
   readonly pt = new Map<number, number>();
   /** smmu_domain->invs: replaced copy-on-write and read under RCU. */
-  invs: ArmSmmuInvs = { inv: [], hasAts: false };
+  invs = new ArmSmmuInvs([], false);
   nrAtsMasters = 0;
   constructor(
     readonly id: number,
@@ -117,10 +119,19 @@ export interface ArmSmmuInv {
   readonly master: ArmSmmuMaster | null;
 }
 
-/** struct arm_smmu_invs */
-export interface ArmSmmuInvs {
-  readonly inv: readonly ArmSmmuInv[];
-  readonly hasAts: boolean;
+/**
+ * struct arm_smmu_invs: an array replaced copy-on-write and read under RCU. ATS readers also
+ * hold its rwlock, so that an attach turning a master's ATS off can wait for every in-flight
+ * ATS invalidation still walking the old array, and mark it old so new readers re-read.
+ */
+export class ArmSmmuInvs {
+  readers = 0;
+  writer = false;
+  old = false;
+  constructor(
+    readonly inv: readonly ArmSmmuInv[],
+    readonly hasAts: boolean,
+  ) {}
 }
 
 /** struct arm_smmu_master */
@@ -141,7 +152,10 @@ export class ArmSmmuMaster extends Tracked {
   ) {
     super(`arm_smmu_master of ${dev.name}`);
     this.atsBrokenLock = new SpinLock(m, `${dev.name} ats_broken_lock`);
-    this.atsInvs = { inv: sids.map((id) => ({ type: 'ATS', id, master: this })), hasAts: true };
+    this.atsInvs = new ArmSmmuInvs(
+      sids.map((id) => ({ type: 'ATS', id, master: this })),
+      true,
+    );
   }
 }
 

@@ -17,7 +17,7 @@ import {
   type Kernel,
   type PciDev,
 } from './kernel.ts';
-import { pciResetFunction } from './pci/pci.ts';
+import { pciResetFunction, pciStopAndRemoveBusDevice } from './pci/pci.ts';
 import { type ChoiceSource, Machine, type MachineLimits, type Proc } from './sim/machine.ts';
 import { Mutex, Rcu } from './sim/sync.ts';
 import { Work, Workqueue } from './sim/workqueue.ts';
@@ -54,7 +54,8 @@ export type Op =
   | { readonly kind: 'attach'; readonly cpu: number; readonly dev: number; readonly domain: number }
   | { readonly kind: 'reset'; readonly cpu: number; readonly dev: number; readonly outcome: FlrOutcome }
   | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
-  | { readonly kind: 'hang'; readonly dev: number };
+  | { readonly kind: 'hang'; readonly dev: number }
+  | { readonly kind: 'unplug'; readonly cpu: number; readonly dev: number };
 
 export function fmtOp(op: Op): string {
   return match(op)
@@ -67,6 +68,7 @@ export function fmtOp(op: Op): string {
     )
     .with({ kind: 'dma' }, (o) => `dev${o.dev}: DMA write to iova ${o.iova}`)
     .with({ kind: 'hang' }, (o) => `dev${o.dev}: stops answering ATC invalidations`)
+    .with({ kind: 'unplug' }, (o) => `cpu${o.cpu}: hot unplug of dev${o.dev}`)
     .exhaustive();
 }
 
@@ -143,6 +145,7 @@ export class System {
         group: null,
         master: null,
         hasIommu: true,
+        removed: false,
       };
       pdev.master = new ArmSmmuMaster(m, pdev, ep.sids);
       const group = new IommuGroup(ep.dev, new Mutex(m, `group${ep.dev} mutex`), domains[0]!);
@@ -181,12 +184,16 @@ export class System {
         m.spawn(`unmap#${i}`, o.cpu, iommuUnmap(k, k.domains[o.domain]!, o.iova)),
       )
       .with({ kind: 'attach' }, (o) =>
-        m.spawn(`attach#${i}`, o.cpu, iommuAttachGroup(k, k.domains[o.domain]!, k.pdevs[o.dev]!.group!)),
+        // The group outlives its removed devices: attaching it then attaches no one.
+        m.spawn(`attach#${i}`, o.cpu, iommuAttachGroup(k, k.domains[o.domain]!, k.groups[o.dev]!)),
       )
       .with({ kind: 'reset' }, (o) =>
         m.spawn(`reset#${i}`, o.cpu, pciResetFunction(k, k.pdevs[o.dev]!, o.outcome)),
       )
       .with({ kind: 'dma' }, (o) => m.agent(`dma#${i}`, this.eps[o.dev]!.dma(o.iova), { daemon: false }))
+      .with({ kind: 'unplug' }, (o) =>
+        m.spawn(`unplug#${i}`, o.cpu, pciStopAndRemoveBusDevice(k, k.pdevs[o.dev]!)),
+      )
       .with({ kind: 'hang' }, (o) => {
         const ep = this.eps[o.dev]!;
         m.agent(

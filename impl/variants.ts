@@ -16,7 +16,7 @@ export interface FlagInfo {
 }
 
 /** Catalog rows implemented as flags so far (see ../shared/CATALOG.md for the full list). */
-export const FLAGS: readonly FlagInfo[] = [
+export const FLAGS = [
   {
     id: 'done-ignores-result',
     source: 'P04',
@@ -90,23 +90,25 @@ export const FLAGS: readonly FlagInfo[] = [
     source: '003',
     summary: 'no IOMMU prepare/done around a reset: invalidations reach a function in the middle of FLR',
   },
-];
+  {
+    id: 'unplug-leaks-recovery-cnt',
+    source: 'P04',
+    summary: 'removing a blocked device leaves recovery_cnt raised: the group refuses attaches forever',
+  },
+  {
+    id: 'broken-work-uaf',
+    source: 'P11, v4 changelog',
+    summary:
+      'teardown cancels instead of disabling the broken work: a racing report queues it on a freed gdev',
+  },
+  {
+    id: 'master-freed-under-rcu',
+    source: 'P17',
+    summary: 'release frees the master without waiting for a grace period while an invalidation reads it',
+  },
+] as const satisfies readonly FlagInfo[];
 
-export type FlagId =
-  | 'done-ignores-result'
-  | 'no-reset-device-done'
-  | 'stale-broken-report'
-  | 'stale-atc-timeout-bit'
-  | 'atc-bit-cleared-after-publish'
-  | 'late-isr-misclassified'
-  | 'full-queue-stall'
-  | 'atc-inv-to-broken'
-  | 'ats-reenabled-while-broken'
-  | 'eats-lost-update'
-  | 'reset-clears-broken-midway'
-  | 'async-batch-flush'
-  | 'blame-first-sid'
-  | 'inv-during-flr';
+export type FlagId = (typeof FLAGS)[number]['id'];
 
 export class VariantError extends Error {}
 

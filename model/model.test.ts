@@ -23,6 +23,7 @@ const op = (c: Consts): fc.Arbitrary<ModelOp> => {
     }),
     fc.record({ kind: fc.constant('dma' as const), dev, iova }),
     fc.record({ kind: fc.constant('hang' as const), dev }),
+    fc.record({ kind: fc.constant('unplug' as const), dev }),
   );
 };
 
@@ -41,6 +42,7 @@ describe('model', () => {
     let s = init(c);
     for (const o of ops) s = next(c, s, o);
     c.ats.forEach((_, d) => {
+      if (!s.devs[d]!.present) return;
       const t = next(c, s, { kind: 'reset', dev: d, outcome: 'ok' });
       expect(t.devs[d]!.quarantine).toBe('none');
       expect(t.devs[d]!.responsive).toBe(true);
@@ -53,6 +55,7 @@ describe('model', () => {
     let s = init(c);
     for (const o of ops) s = next(c, s, o);
     c.ats.forEach((ats, d) => {
+      if (!s.devs[d]!.present) return;
       const t = next(c, s, { kind: 'reset', dev: d, outcome: 'fail' });
       if (ats) expect(t.devs[d]!.quarantine).not.toBe('none');
       if (s.devs[d]!.quarantine !== 'none') expect(t.devs[d]!.quarantine).not.toBe('none');

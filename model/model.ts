@@ -19,6 +19,8 @@ export interface DevState {
   readonly atsOn: boolean;
   /** Answers ATC invalidations. */
   readonly responsive: boolean;
+  /** Still on the bus; a removed device is canonical (no domain, nothing on). */
+  readonly present: boolean;
 }
 
 export interface State {
@@ -44,7 +46,8 @@ export type ModelOp =
   | { readonly kind: 'resetPrepare'; readonly dev: number }
   | { readonly kind: 'resetDone'; readonly dev: number; readonly outcome: 'ok' | 'fail' }
   | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
-  | { readonly kind: 'hang'; readonly dev: number };
+  | { readonly kind: 'hang'; readonly dev: number }
+  | { readonly kind: 'unplug'; readonly dev: number };
 
 // Init == every device on domain 0 with ATS on where supported; domain 0 maps 0..iovas-1.
 export function init(c: Consts): State {
@@ -55,6 +58,7 @@ export function init(c: Consts): State {
       atsBroken: false,
       atsOn: ats,
       responsive: true,
+      present: true,
     })),
     recoveryCnt: c.ats.map(() => 0),
     mapped: Array.from({ length: c.domains }, (_, d) =>
@@ -147,8 +151,28 @@ function resetDone(c: Consts, s: State, d: number, outcome: 'ok' | 'fail'): Stat
 // Hang(d) == responsive' = FALSE
 const hang = (s: State, d: number): State => setDev(s, d, (x) => ({ ...x, responsive: false }));
 
+/** What a removed device looks like: nothing left to quarantine, nothing on. */
+export const GONE: DevState = {
+  domain: -1,
+  quarantine: 'none',
+  atsBroken: false,
+  atsOn: false,
+  responsive: true,
+  present: false,
+};
+
+// Unplug(d) == the device leaves; its group's recovery count drops what it held.
+const unplug = (s: State, d: number): State =>
+  setCnt(
+    setDev(s, d, () => GONE),
+    d,
+    () => 0,
+  );
+
 // Next == one operation, atomically. DMA changes no protocol state (its safety is a property).
 export function next(c: Consts, s: State, op: ModelOp): State {
+  // Operations on a device that is gone change nothing (the kernel returns -ENODEV or no-ops).
+  if ('dev' in op && op.kind !== 'dma' && !s.devs[op.dev]!.present) return s;
   switch (op.kind) {
     case 'map':
       return map(s, op.domain, op.iova);
@@ -166,6 +190,8 @@ export function next(c: Consts, s: State, op: ModelOp): State {
       return s;
     case 'hang':
       return hang(s, op.dev);
+    case 'unplug':
+      return unplug(s, op.dev);
   }
 }
 

@@ -15,6 +15,7 @@ const op = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('reset'), cpu: nat, dev: nat, outcome: z.enum(['ok', 'fail']) }),
   z.object({ kind: z.literal('dma'), dev: nat, iova: nat }),
   z.object({ kind: z.literal('hang'), dev: nat }),
+  z.object({ kind: z.literal('unplug'), cpu: nat, dev: nat }),
 ]);
 
 const topology = z.object({

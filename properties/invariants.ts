@@ -251,6 +251,7 @@ export class Observers {
   atQuiescence(): void {
     const { k, m } = this.sys;
     k.pdevs.forEach((pdev, d) => {
+      if (pdev.removed) return;
       const h = this.hist[d]!;
       const gdev = k.gdevs[d]!;
       if (h.lastReset === true && pdev.ep.responsive && !h.errorSinceReset) {

@@ -7,6 +7,7 @@ import type { Op, System } from '../impl/system.ts';
 import {
   atomicSteps,
   type Consts,
+  GONE,
   equal,
   interleavings,
   type ModelOp,
@@ -35,6 +36,7 @@ export function abstraction(sys: System): State {
   const { k } = sys;
   return {
     devs: k.pdevs.map((pdev, d) => {
+      if (pdev.removed) return GONE;
       const gdev = k.gdevs[d]!;
       const sids = pdev.ep.sids;
       const eats = sids.every((sid) => k.smmu.hw.ste.get(sid)?.eats === true);
@@ -44,6 +46,7 @@ export function abstraction(sys: System): State {
         atsBroken: pdev.master?.atsBroken ?? false,
         atsOn: pdev.ep.atsEnabled && eats,
         responsive: pdev.ep.responsive,
+        present: true,
       };
     }),
     recoveryCnt: k.groups.map((g) => g.recoveryCnt),
@@ -64,6 +67,8 @@ export function toModelOp(op: Op): ModelOp {
       return { kind: 'dma', dev: op.dev, iova: op.iova };
     case 'hang':
       return { kind: 'hang', dev: op.dev };
+    case 'unplug':
+      return { kind: 'unplug', dev: op.dev };
   }
 }
 

@@ -62,6 +62,7 @@ export function opArb(t: Topology): fc.Arbitrary<Op> {
       }),
     },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('attach' as const), cpu, dev, domain }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('unplug' as const), cpu, dev }) },
   );
 }
 

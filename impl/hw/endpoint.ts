@@ -26,6 +26,8 @@ export class Endpoint {
   inFlr = false;
   /** Answers config reads (false while an FLR is in progress). */
   ready = true;
+  /** Still on the bus; a removed function answers nothing and does no DMA. */
+  present = true;
   private pending: PendingInv[] = [];
   private flrDoneAt = -1;
 
@@ -46,8 +48,17 @@ export class Endpoint {
 
   /** An ATS Invalidate Request arrives; one sent into an FLR is lost and never completes. */
   receiveInvalidation(cmd: Cmd, complete: () => void): void {
+    // A removed function: the request ends in Unsupported Request, which counts as completed.
+    if (!this.present) return complete();
     if (this.inFlr) return;
     this.pending.push({ cmd, complete });
+  }
+
+  /** Surprise or orderly removal from the bus. */
+  remove(): void {
+    this.present = false;
+    this.atsEnabled = false;
+    this.atc.clear();
   }
 
   hang(): void {
@@ -111,7 +122,7 @@ export class Endpoint {
   /** One DMA write to `iova` through the ATC when ATS is enabled, else untranslated. */
   *dma(iova: number): Proc {
     yield `DMA write iova ${iova}`;
-    if (this.inFlr) return;
+    if (this.inFlr || !this.present) return;
     const sid = this.sids[0]!;
     if (this.atsEnabled) {
       let page = this.atc.get(iova);

@@ -18,9 +18,14 @@ import {
   type PciDev,
 } from '../kernel.ts';
 import { pciAtsSupported } from '../pci/ats.ts';
-import { use } from '../sim/lifetime.ts';
+import { kfree, use } from '../sim/lifetime.ts';
 import type { Proc } from '../sim/machine.ts';
-import { armSmmuAttachDev, armSmmuDomainInvRange, armSmmuResetDeviceDone } from '../smmuv3/arm-smmu-v3.ts';
+import {
+  armSmmuAttachDev,
+  armSmmuDomainInvRange,
+  armSmmuReleaseDevice,
+  armSmmuResetDeviceDone,
+} from '../smmuv3/arm-smmu-v3.ts';
 
 /** __dev_to_gdev(): caller holds dev->iommu_group->mutex. */
 function __devToGdev(_k: Kernel, dev: PciDev): GroupDevice | null {
@@ -233,4 +238,54 @@ export function* iommuReportDeviceBroken(k: Kernel, dev: PciDev): Proc {
   k.rcu.readUnlock();
 }
 
-export { BLOCKED_BROKEN, BLOCKED_RESET_FAILED };
+/** iommu_deinit_device(): the driver lets go of the device (under group->mutex). */
+function* iommuDeinitDevice(k: Kernel, dev: PciDev): Proc {
+  __iommuGroupAllocBlockingDomain(k, dev.group!);
+  yield* armSmmuReleaseDevice(k, dev, dev.group!.blockingDomain!);
+  dev.group = null; // rcu_assign_pointer(dev->iommu_group, NULL)
+  dev.hasIommu = false;
+  yield `${dev.name}: iommu_deinit_device()`;
+}
+
+/**
+ * __iommu_group_free_device() (P07–P09, P11): outside the mutex, stop the broken work for good,
+ * wait for RCU readers of the list entry, then free it.
+ */
+function* __iommuGroupFreeDevice(k: Kernel, gdev: GroupDevice): Proc {
+  if (k.v.patch(11) && !k.v.bug('broken-work-uaf')) {
+    // Disable (not just cancel) broken_work: a racing report must not queue it again.
+    yield* k.wq.disableSync(gdev.brokenWork);
+  } else if (k.v.patch(11)) {
+    yield* k.wq.cancelSync(gdev.brokenWork);
+  }
+  if (k.v.patch(8)) yield* k.rcu.synchronize();
+  kfree(gdev);
+  yield `kfree(${gdev.what})`;
+}
+
+/** __iommu_group_remove_device() */
+function* __iommuGroupRemoveDevice(k: Kernel, dev: PciDev): Proc {
+  const group = dev.group!;
+  let toFree: GroupDevice | null = null;
+  yield* group.mutex.lock();
+  const i = group.devices.findIndex((d) => d.dev === dev);
+  if (i >= 0) {
+    const gdev = group.devices[i]!;
+    // P04: must drop the recovery_cnt when removing a blocked device
+    if (k.v.patch(4) && !k.v.bug('unplug-leaks-recovery-cnt') && gdev.blocked) {
+      if (!k.m.warnOn(group.recoveryCnt === 0, 'recovery_cnt underflow on removal')) group.recoveryCnt--;
+    }
+    group.devices.splice(i, 1); // list_del_rcu()
+    yield `${dev.name}: list_del_rcu(gdev)`;
+    yield* iommuDeinitDevice(k, dev);
+    toFree = gdev;
+  }
+  group.mutex.unlock();
+  yield 'mutex_unlock(group->mutex)';
+  if (toFree !== null) yield* __iommuGroupFreeDevice(k, toFree);
+}
+
+/** iommu_release_device(): the device is going away (BUS_NOTIFY_REMOVED_DEVICE). */
+export function* iommuReleaseDevice(k: Kernel, dev: PciDev): Proc {
+  if (dev.group !== null) yield* __iommuGroupRemoveDevice(k, dev);
+}

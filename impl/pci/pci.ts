@@ -1,7 +1,7 @@
 /** drivers/pci/pci.c — pci_reset_function() and the FLR method (P02, P04 change pcie_flr). */
 import type { FlrOutcome } from '../hw/endpoint.ts';
-import { pciDevResetIommuDone, pciDevResetIommuPrepare } from '../iommu/iommu.ts';
-import { ENOTTY, errName, type Kernel, type PciDev } from '../kernel.ts';
+import { iommuReleaseDevice, pciDevResetIommuDone, pciDevResetIommuPrepare } from '../iommu/iommu.ts';
+import { ENODEV, ENOTTY, errName, type Kernel, type PciDev } from '../kernel.ts';
 import type { Proc } from '../sim/machine.ts';
 import { msleep, sleepUntil } from '../sim/sync.ts';
 import { pciRestoreAtsState } from './ats.ts';
@@ -55,10 +55,33 @@ function* __pciResetFunctionLocked(k: Kernel, dev: PciDev, outcome: FlrOutcome):
 /** pci_reset_function(): save state, reset under the device lock, restore state. */
 export function* pciResetFunction(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<number> {
   yield* dev.deviceLock.lock();
+  if (dev.removed) {
+    dev.deviceLock.unlock();
+    yield `${dev.name}: gone`;
+    return ENODEV;
+  }
   const rc = yield* __pciResetFunctionLocked(k, dev, outcome);
   // pci_dev_restore() -> pci_restore_state() -> pci_restore_ats_state()
   pciRestoreAtsState(dev);
   dev.deviceLock.unlock();
   yield `${dev.name}: pci_reset_function() = ${errName(rc)}`;
   return rc;
+}
+
+/**
+ * pci_stop_and_remove_bus_device(): orderly hot unplug. The device is deleted, which releases it
+ * from the IOMMU, then the slot powers off and the function leaves the bus. (The device lock
+ * serialises it with resets here.)
+ */
+export function* pciStopAndRemoveBusDevice(k: Kernel, dev: PciDev): Proc {
+  yield* dev.deviceLock.lock();
+  if (dev.removed) {
+    dev.deviceLock.unlock();
+    return;
+  }
+  dev.removed = true;
+  yield* iommuReleaseDevice(k, dev);
+  dev.ep.remove();
+  yield `${dev.name}: slot powered off, function gone`;
+  dev.deviceLock.unlock();
 }

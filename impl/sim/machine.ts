@@ -8,7 +8,11 @@
  * same run, step for step.
  */
 
-/** A thread blocked until `cond()` holds or virtual time reaches `deadline`. */
+/**
+ * A thread blocked until `cond()` holds or virtual time reaches `deadline`. `cond` must only
+ * read state: the scheduler evaluates it as often as it likes, or not at all when the thread
+ * cannot be picked anyway.
+ */
 export class Wait {
   constructor(
     readonly cond: () => boolean,
@@ -104,6 +108,11 @@ export interface TraceStep {
 export interface ChoiceSource {
   /** Pick among `n` (> 1) alternatives, or return -1 to let the default policy decide. */
   next(n: number): number;
+  /**
+   * Optional: true when every later next() returns -1 and changes nothing. The scheduler then
+   * need not count the alternatives, only find the one the fair default takes.
+   */
+  exhausted?(): boolean;
 }
 
 export class ArrayChoices implements ChoiceSource {
@@ -120,6 +129,21 @@ export class ArrayChoices implements ChoiceSource {
     this.normalized.push(c);
     return c;
   }
+  exhausted(): boolean {
+    return this.i >= this.choices.length;
+  }
+}
+
+/** What the scheduler is about to do (see {@link Machine.pickHook}). */
+export interface Pick {
+  /** The thread that steps, or null. */
+  readonly thread: Thread | null;
+  /** The interrupt (index in `irqs`) that is taken, or -1. */
+  readonly irq: number;
+  /** Virtual time advances to the next deadline. */
+  readonly time: boolean;
+  /** How many alternatives were counted, or -1 when the fair default picked without counting. */
+  readonly alternatives: number;
 }
 
 export interface MachineLimits {
@@ -129,14 +153,46 @@ export interface MachineLimits {
   maxTimePerRound: number;
 }
 
+/** Action codes: a thread step, time advancing, or an IRQ delivery (its index in `irqs`). */
+const ACT_THREAD = -2;
 const ACT_TIME = -1;
-/** IRQ delivery actions are encoded as -2 - irqIndex. */
-const actIrq = (i: number) => -2 - i;
+
+/**
+ * Removes `t` from a list kept in id order. Lists are short (a few threads per CPU), so a
+ * search from the end (where recent threads sit) and a splice are cheaper than any index.
+ */
+function removeFrom(list: Thread[], t: Thread): void {
+  const i = list.lastIndexOf(t);
+  if (i >= 0) list.splice(i, 1);
+}
+
+function anyPending(irqs: readonly Irq[]): boolean {
+  for (let i = 0; i < irqs.length; i++) if (irqs[i]!.pending) return true;
+  return false;
+}
+
+/** min(d, the earliest deadline after `now` some thread of `list` waits for); -1 is none. */
+function earliestDeadline(list: readonly Thread[], now: number, d: number): number {
+  for (let i = 0; i < list.length; i++) {
+    const w = list[i]!.wait;
+    if (w !== null && w.deadline > now && (d < 0 || w.deadline < d)) d = w.deadline;
+  }
+  return d;
+}
 
 export class Machine {
+  /**
+   * Test hook: told of every scheduling decision before it is carried out, on every machine.
+   * The scheduler tests check each one against a straightforward reference implementation.
+   */
+  static pickHook: ((m: Machine, p: Pick) => void) | null = null;
   now = 0;
   stepCount = 0;
   readonly cpus: Cpu[];
+  /**
+   * Every task and agent ever spawned, and the interrupt handlers that are running, in id
+   * (creation) order. A handler leaves the list when it returns; tasks and agents stay, done.
+   */
   readonly threads: Thread[] = [];
   readonly irqs: Irq[] = [];
   readonly log: LogLine[] = [];
@@ -147,7 +203,23 @@ export class Machine {
   afterStep: (() => void) | null = null;
   private current: Thread | null = null;
   private nextId = 0;
-  private readonly actions: number[] = [];
+  /** Per CPU: its tasks that have not returned, in id order. */
+  private readonly cpuTasks: Thread[][];
+  /** Tasks spawned on a CPU the machine does not have: never runnable, never done. */
+  private readonly strayTasks: Thread[] = [];
+  /** Hardware agents that have not returned, in id order. */
+  private readonly liveAgents: Thread[] = [];
+  /** Threads that are not done and not daemons (they hold up quiescence). */
+  private liveNonDaemon = 0;
+  /**
+   * The enabled actions of the current step, in their canonical order (per CPU: its threads,
+   * then its deliverable interrupts; then agents; then time), as parallel arrays reused from
+   * step to step: `actCode` is ACT_THREAD (the thread is in `actThread`), ACT_TIME or an IRQ
+   * index. `nActs` entries are valid.
+   */
+  private readonly actCode: number[] = [];
+  private readonly actThread: (Thread | null)[] = [];
+  private nActs = 0;
   private roundStartStep = 0;
   private roundStartTime = 0;
 
@@ -158,6 +230,7 @@ export class Machine {
     readonly limits: MachineLimits = { maxStepsPerRound: 20_000, maxTimePerRound: 400_000_000 },
   ) {
     this.cpus = Array.from({ length: ncpus }, (_, i) => new Cpu(i));
+    this.cpuTasks = Array.from({ length: ncpus }, () => []);
   }
 
   setChoices(c: ChoiceSource): void {
@@ -177,6 +250,8 @@ export class Machine {
   spawn(name: string, cpu: number, body: Proc<unknown>, opts: { daemon?: boolean } = {}): Thread {
     const t = new Thread(this.nextId++, name, 'task', cpu, body, opts.daemon ?? false);
     this.threads.push(t);
+    (this.cpuTasks[cpu] ?? this.strayTasks).push(t);
+    if (!t.daemon) this.liveNonDaemon++;
     return t;
   }
 
@@ -184,6 +259,8 @@ export class Machine {
   agent(name: string, body: Proc<unknown>, opts: { daemon?: boolean } = {}): Thread {
     const t = new Thread(this.nextId++, name, 'agent', -1, body, opts.daemon ?? true);
     this.threads.push(t);
+    this.liveAgents.push(t);
+    if (!t.daemon) this.liveNonDaemon++;
     return t;
   }
 
@@ -233,67 +310,100 @@ export class Machine {
   }
 
   fatal(): boolean {
-    return this.violations.some((v) => v.severity === 'fatal');
+    for (const v of this.violations) if (v.severity === 'fatal') return true;
+    return false;
   }
 
   // ---- scheduling --------------------------------------------------------------------------
 
-  private collectActions(): void {
-    const acts = this.actions;
-    acts.length = 0;
+  private pushAct(code: number, t: Thread | null): void {
+    const n = this.nActs++;
+    this.actCode[n] = code;
+    this.actThread[n] = t;
+  }
+
+  /** Fills the enabled actions in canonical order; returns how many there are. */
+  private collectActions(): number {
+    this.nActs = 0;
     const now = this.now;
-    for (const cpu of this.cpus) {
-      const top = cpu.top();
-      if (top !== null && top.kind === 'irq') {
-        if (top.enabled(now)) acts.push(top.id);
+    const cpus = this.cpus;
+    const irqs = this.irqs;
+    let threadEnabled = false;
+    for (let c = 0; c < cpus.length; c++) {
+      const cpu = cpus[c]!;
+      const stack = cpu.irqStack;
+      if (stack.length > 0) {
+        // An interrupt handler is on top: only it can run here, and no interrupt is taken.
+        const top = stack[stack.length - 1]!;
+        if (top.enabled(now)) {
+          this.pushAct(ACT_THREAD, top);
+          threadEnabled = true;
+        }
         continue;
       }
       const run = cpu.running;
-      const pinned =
-        run !== null && !run.done && (run.preemptOff > 0 || run.irqOff > 0 || (run.wait?.spin ?? false));
-      if (pinned) {
-        if (run.enabled(now)) acts.push(run.id);
+      if (
+        run !== null &&
+        !run.done &&
+        (run.preemptOff > 0 || run.irqOff > 0 || (run.wait !== null && run.wait.spin))
+      ) {
+        // Pinned: it keeps the CPU.
+        if (run.enabled(now)) {
+          this.pushAct(ACT_THREAD, run);
+          threadEnabled = true;
+        }
       } else {
-        for (const t of this.threads) {
-          if (t.cpu === cpu.id && t.kind === 'task' && t.enabled(now)) acts.push(t.id);
+        const tasks = this.cpuTasks[c]!;
+        for (let i = 0; i < tasks.length; i++) {
+          const t = tasks[i]!;
+          if (t.enabled(now)) {
+            this.pushAct(ACT_THREAD, t);
+            threadEnabled = true;
+          }
         }
       }
-      if (cpu.irqsEnabled()) {
-        for (let i = 0; i < this.irqs.length; i++) {
-          const irq = this.irqs[i]!;
-          if (irq.pending && irq.cpu === cpu.id) acts.push(actIrq(i));
+      if (run === null || run.irqOff === 0) {
+        for (let i = 0; i < irqs.length; i++) {
+          const irq = irqs[i]!;
+          if (irq.pending && irq.cpu === c) this.pushAct(i, null);
         }
       }
     }
-    for (const t of this.threads) if (t.kind === 'agent' && t.enabled(now)) acts.push(t.id);
+    const agents = this.liveAgents;
+    for (let i = 0; i < agents.length; i++) {
+      const t = agents[i]!;
+      if (t.enabled(now)) {
+        this.pushAct(ACT_THREAD, t);
+        threadEnabled = true;
+      }
+    }
     // Time moves only when every thread and agent waits: hardware is fast, and a late
     // interrupt (pending but not yet taken) is the one delay the protocol must survive.
-    let threadEnabled = false;
-    for (const a of acts) if (a >= 0) threadEnabled = true;
-    if (!threadEnabled && this.nextDeadline() >= 0) acts.push(ACT_TIME);
+    if (!threadEnabled && this.nextDeadline() >= 0) this.pushAct(ACT_TIME, null);
+    return this.nActs;
   }
 
+  /** The earliest armed deadline after now, or -1: the time the clock advances to. */
   private nextDeadline(): number {
     let d = -1;
-    for (const t of this.threads) {
-      const w = t.wait;
-      if (!t.done && w !== null && w.deadline > this.now && (d < 0 || w.deadline < d)) d = w.deadline;
+    for (let c = 0; c < this.cpus.length; c++) {
+      d = earliestDeadline(this.cpuTasks[c]!, this.now, d);
+      d = earliestDeadline(this.cpus[c]!.irqStack, this.now, d);
     }
-    return d;
+    return earliestDeadline(this.liveAgents, this.now, d);
   }
 
   /** Fair default: interrupts first, then hardware, then the least recently run thread, then time. */
   private defaultPick(): number {
-    const acts = this.actions;
     let best = -1;
     let bestKey = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < acts.length; i++) {
-      const a = acts[i]!;
+    for (let i = 0; i < this.nActs; i++) {
+      const a = this.actCode[i]!;
       let key: number;
       if (a === ACT_TIME) key = Number.MAX_SAFE_INTEGER;
-      else if (a < 0) key = -3;
+      else if (a >= 0) key = -3;
       else {
-        const t = this.threads[a]!;
+        const t = this.actThread[i]!;
         key = t.kind === 'agent' ? -2 + t.lastRun / 1e12 : t.lastRun;
       }
       if (key < bestKey) {
@@ -304,47 +414,137 @@ export class Machine {
     return best;
   }
 
+  /**
+   * The fair default's pick when the alternatives need not be counted (no choice is left): the
+   * same action defaultPick() takes from the full list, found in key order, evaluating a wait
+   * condition only for a thread that would beat the best found so far. Returns the number of
+   * actions it filled (1), or 0 when nothing can happen.
+   */
+  private collectDefaultPick(): number {
+    this.nActs = 0;
+    const now = this.now;
+    const cpus = this.cpus;
+    const irqs = this.irqs;
+    // 1. An interrupt (key -3): the first deliverable one in canonical order.
+    if (anyPending(irqs)) {
+      for (let c = 0; c < cpus.length; c++) {
+        const cpu = cpus[c]!;
+        const run = cpu.running;
+        if (cpu.irqStack.length > 0 || (run !== null && run.irqOff !== 0)) continue;
+        for (let i = 0; i < irqs.length; i++) {
+          const irq = irqs[i]!;
+          if (irq.pending && irq.cpu === c) {
+            this.pushAct(i, null);
+            return 1;
+          }
+        }
+      }
+    }
+    // 2. A hardware agent (key -2 + lastRun / 1e12, below any thread's): the least recently
+    //    run enabled one, the first in canonical order on a tie (only never-run ones tie).
+    let best: Thread | null = null;
+    let bestRun = Number.POSITIVE_INFINITY;
+    const agents = this.liveAgents;
+    for (let i = 0; i < agents.length; i++) {
+      const t = agents[i]!;
+      if (t.lastRun < bestRun && t.enabled(now)) {
+        best = t;
+        bestRun = t.lastRun;
+      }
+    }
+    if (best === null) {
+      // 3. A task or interrupt handler (key lastRun), the same way.
+      for (let c = 0; c < cpus.length; c++) {
+        const cpu = cpus[c]!;
+        const stack = cpu.irqStack;
+        if (stack.length > 0) {
+          const top = stack[stack.length - 1]!;
+          if (top.lastRun < bestRun && top.enabled(now)) {
+            best = top;
+            bestRun = top.lastRun;
+          }
+          continue;
+        }
+        const run = cpu.running;
+        if (
+          run !== null &&
+          !run.done &&
+          (run.preemptOff > 0 || run.irqOff > 0 || (run.wait !== null && run.wait.spin))
+        ) {
+          if (run.lastRun < bestRun && run.enabled(now)) {
+            best = run;
+            bestRun = run.lastRun;
+          }
+          continue;
+        }
+        const tasks = this.cpuTasks[c]!;
+        for (let i = 0; i < tasks.length; i++) {
+          const t = tasks[i]!;
+          if (t.lastRun < bestRun && t.enabled(now)) {
+            best = t;
+            bestRun = t.lastRun;
+          }
+        }
+      }
+    }
+    if (best !== null) {
+      this.pushAct(ACT_THREAD, best);
+      return 1;
+    }
+    // 4. Time, when every thread waits and some timer is armed.
+    if (this.nextDeadline() >= 0) {
+      this.pushAct(ACT_TIME, null);
+      return 1;
+    }
+    return 0;
+  }
+
   /** Runs until every non-daemon thread is done and nothing but idle daemons remain. */
   runRound(): 'quiescent' | 'violation' {
     this.roundStartStep = this.stepCount;
     this.roundStartTime = this.now;
+    const { maxStepsPerRound, maxTimePerRound } = this.limits;
     for (;;) {
-      if (this.fatal()) return 'violation';
-      this.collectActions();
-      const acts = this.actions;
-      if (acts.length === 0) {
-        const stuck = this.threads.filter((t) => !t.done && !t.daemon);
-        if (stuck.length === 0 && !this.irqs.some((i) => i.pending)) return 'quiescent';
+      if (this.violations.length > 0 && this.fatal()) return 'violation';
+      // With no choice left, only the default's pick matters, not how many alternatives there are.
+      const lazy = this.choices.exhausted?.() ?? false;
+      const n = lazy ? this.collectDefaultPick() : this.collectActions();
+      if (n === 0) {
+        if (this.liveNonDaemon === 0 && !anyPending(this.irqs)) return 'quiescent';
         this.violate('no-deadlock', `deadlock: nothing can run; ${this.describeWaits()}`);
         return 'violation';
       }
-      if (!this.threads.some((t) => !t.done && !t.daemon) && this.quiescentDaemons()) return 'quiescent';
-      let pick = acts.length === 1 ? 0 : this.choices.next(acts.length);
+      // Something can run, so the round goes on (with no thread or interrupt enabled, time is,
+      // and only while some timer is armed).
+      let pick = n === 1 ? 0 : this.choices.next(n);
       if (pick < 0) pick = this.defaultPick();
-      this.perform(acts[pick]!);
-      if (this.stepCount - this.roundStartStep > this.limits.maxStepsPerRound) {
+      if (Machine.pickHook !== null) this.reportPick(pick, lazy ? -1 : n);
+      this.perform(pick);
+      if (this.stepCount - this.roundStartStep > maxStepsPerRound) {
         this.violate(
           'no-livelock',
-          `livelock: no quiescence within ${this.limits.maxStepsPerRound} steps; ${this.describeWaits()}`,
+          `livelock: no quiescence within ${maxStepsPerRound} steps; ${this.describeWaits()}`,
         );
         return 'violation';
       }
-      if (this.now - this.roundStartTime > this.limits.maxTimePerRound) {
+      if (this.now - this.roundStartTime > maxTimePerRound) {
         this.violate(
           'no-livelock',
-          `livelock: no quiescence within ${this.limits.maxTimePerRound / 1e6} s of virtual time; ${this.describeWaits()}`,
+          `livelock: no quiescence within ${maxTimePerRound / 1e6} s of virtual time; ${this.describeWaits()}`,
         );
         return 'violation';
       }
     }
   }
 
-  /** Daemons are quiescent when none can step, no interrupt is pending and no timer is armed. */
-  private quiescentDaemons(): boolean {
-    for (const a of this.actions) {
-      if (a !== ACT_TIME) return false;
-    }
-    return this.nextDeadline() < 0;
+  private reportPick(i: number, alternatives: number): void {
+    const a = this.actCode[i]!;
+    Machine.pickHook?.(this, {
+      thread: a === ACT_THREAD ? this.actThread[i]! : null,
+      irq: a >= 0 ? a : -1,
+      time: a === ACT_TIME,
+      alternatives,
+    });
   }
 
   describeWaits(): string {
@@ -357,8 +557,14 @@ export class Machine {
     return parts.join('; ');
   }
 
-  private perform(a: number): void {
+  /** Performs the enabled action at index `i` of the current step. */
+  private perform(i: number): void {
     this.stepCount++;
+    const a = this.actCode[i]!;
+    if (a === ACT_THREAD) {
+      this.step(this.actThread[i]!);
+      return;
+    }
     if (a === ACT_TIME) {
       const d = this.nextDeadline();
       this.now = d;
@@ -366,18 +572,15 @@ export class Machine {
       this.afterStep?.();
       return;
     }
-    if (a < 0) {
-      const irq = this.irqs[-2 - a]!;
-      irq.pending = false;
-      const t = new Thread(this.nextId++, irq.name, 'irq', irq.cpu, irq.handler(), false);
-      t.irqOff = 1;
-      this.threads.push(t);
-      this.cpus[irq.cpu]!.irqStack.push(t);
-      if (this.tracing) this.traceStep(irq.name, irq.cpu, 'irq-entry', 'interrupt taken');
-      this.afterStep?.();
-      return;
-    }
-    this.step(this.threads[a]!);
+    const irq = this.irqs[a]!;
+    irq.pending = false;
+    const t = new Thread(this.nextId++, irq.name, 'irq', irq.cpu, irq.handler(), false);
+    t.irqOff = 1;
+    this.threads.push(t);
+    this.liveNonDaemon++;
+    this.cpus[irq.cpu]!.irqStack.push(t);
+    if (this.tracing) this.traceStep(irq.name, irq.cpu, 'irq-entry', 'interrupt taken');
+    this.afterStep?.();
   }
 
   private step(t: Thread): void {
@@ -393,10 +596,13 @@ export class Machine {
     if (r.done) {
       t.done = true;
       t.wait = null;
+      if (!t.daemon) this.liveNonDaemon--;
       if (t.kind === 'irq') {
         this.cpus[t.cpu]!.irqStack.pop();
-        this.removeThread(t);
+        // A handler that returned is gone for good: nothing refers to it any more.
+        removeFrom(this.threads, t);
       } else if (t.kind === 'task') {
+        removeFrom(this.cpuTasks[t.cpu]!, t);
         if (t.irqOff || t.preemptOff || t.rcuDepth) {
           this.violate(
             'no-unexpected-warn',
@@ -405,6 +611,8 @@ export class Machine {
         }
         const cpu = this.cpus[t.cpu]!;
         if (cpu.running === t) cpu.running = null;
+      } else {
+        removeFrom(this.liveAgents, t);
       }
       if (this.tracing) this.traceStep(t.name, t.cpu, t.kind, 'returns');
     } else {
@@ -421,21 +629,10 @@ export class Machine {
           const cpu = this.cpus[t.cpu]!;
           if (cpu.running === t) cpu.running = null;
         }
-        if (v.spin && t.kind === 'irq' && !v.cond() && v.deadline < 0) this.checkSelfDeadlock(t, v);
         if (this.tracing) this.traceStep(t.name, t.cpu, t.kind, `waits: ${v.what}`);
       }
     }
     this.afterStep?.();
-  }
-
-  private checkSelfDeadlock(_t: Thread, _v: Wait): void {
-    // Same-CPU spin deadlocks are detected by the lock that knows its owner (see sync.ts).
-  }
-
-  private removeThread(t: Thread): void {
-    const i = this.threads.indexOf(t);
-    // Thread ids index `threads`; keep the slot so ids stay valid, mark it done.
-    if (i >= 0) this.threads[i] = t;
   }
 
   private traceStep(actor: string, cpu: number, kind: TraceStep['kind'], label: string): void {

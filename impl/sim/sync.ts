@@ -13,10 +13,15 @@ export function* preemptionPoint(label: string): Proc {
 
 export class Mutex {
   owner: Thread | null = null;
+  /** What a step of lock() yields and what a waiter waits on, made once (labels are per lock). */
+  private readonly lockLabel: string;
+  private waitFree: Wait | null = null;
   constructor(
     private readonly m: Machine,
     readonly name: string,
-  ) {}
+  ) {
+    this.lockLabel = `mutex_lock(${name})`;
+  }
 
   *lock(): Proc {
     const self = this.m.self();
@@ -28,10 +33,12 @@ export class Mutex {
       this.m.violate('no-deadlock', `deadlock: ${self.name} takes ${this.name} recursively`);
       yield new Wait(() => false, never, false, `${this.name} (recursive)`);
     }
-    const w = new Wait(() => this.owner === null, never, false, `mutex ${this.name}`);
-    while (this.owner !== null) yield w;
+    if (this.owner !== null) {
+      const w = (this.waitFree ??= new Wait(() => this.owner === null, never, false, `mutex ${this.name}`));
+      while (this.owner !== null) yield w;
+    }
     this.owner = self;
-    yield `mutex_lock(${this.name})`;
+    yield this.lockLabel;
   }
 
   unlock(): void {
@@ -49,17 +56,25 @@ export class Mutex {
 
 export class SpinLock {
   owner: Thread | null = null;
+  /** The labels its steps yield, made once. */
+  private readonly lockLabel: string;
+  private readonly lockIrqsaveLabel: string;
+  private readonly unlockLabel: string;
   constructor(
     private readonly m: Machine,
     readonly name: string,
-  ) {}
+  ) {
+    this.lockLabel = `spin_lock(${name})`;
+    this.lockIrqsaveLabel = `spin_lock_irqsave(${name})`;
+    this.unlockLabel = `spin_unlock(${name})`;
+  }
 
   /** spin_lock / spin_lock_irqsave / raw_spin_lock_irqsave. */
   *lock(irqsave: boolean): Proc {
     const self = this.m.self();
     if (irqsave) self.irqOff++;
     self.preemptOff++;
-    yield `${irqsave ? 'spin_lock_irqsave' : 'spin_lock'}(${this.name})`;
+    yield irqsave ? this.lockIrqsaveLabel : this.lockLabel;
     if (this.owner !== null) {
       const owner = this.owner;
       if (owner === self || (owner.cpu === self.cpu && this.m.interruptedOnSameCpu(owner, self.cpu))) {
@@ -84,7 +99,7 @@ export class SpinLock {
     this.owner = null;
     self.preemptOff--;
     if (irqrestore) self.irqOff--;
-    yield `spin_unlock(${this.name})`;
+    yield this.unlockLabel;
   }
 
   held(): boolean {
@@ -102,20 +117,21 @@ export function localIrqRestore(m: Machine): void {
 
 /** Spin (busy-poll) until `cond` or the absolute deadline; returns whether cond held. */
 export function* spinUntil(m: Machine, cond: () => boolean, deadline: number, what: string): Proc<boolean> {
-  const w = new Wait(cond, deadline, true, what);
+  // The Wait is made only if the condition does not already hold (the uncontended case is common).
+  let w: Wait | null = null;
   while (!cond()) {
     if (deadline >= 0 && m.now >= deadline) return false;
-    yield w;
+    yield (w ??= new Wait(cond, deadline, true, what));
   }
   return true;
 }
 
 /** Sleep until `cond` or the absolute deadline; returns whether cond held. */
 export function* sleepUntil(m: Machine, cond: () => boolean, deadline: number, what: string): Proc<boolean> {
-  const w = new Wait(cond, deadline, false, what);
+  let w: Wait | null = null;
   while (!cond()) {
     if (deadline >= 0 && m.now >= deadline) return false;
-    yield w;
+    yield (w ??= new Wait(cond, deadline, false, what));
   }
   return true;
 }

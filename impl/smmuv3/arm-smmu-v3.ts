@@ -6,7 +6,7 @@ import type { Cmd } from '../hw/cmd.ts';
 import { iommuReportDeviceBroken } from '../iommu/iommu.ts';
 import {
   type ArmSmmuCmdq,
-  type ArmSmmuInvs,
+  ArmSmmuInvs,
   type ArmSmmuMaster,
   EIO,
   type IommuDomain,
@@ -14,7 +14,9 @@ import {
   type PciDev,
 } from '../kernel.ts';
 import { pciAtsSupported, pciDisableAts, pciEnableAts } from '../pci/ats.ts';
+import { kfree, use } from '../sim/lifetime.ts';
 import type { Proc } from '../sim/machine.ts';
+import { spinUntil } from '../sim/sync.ts';
 import { armSmmuCmdqIssueCmdlist } from './cmdq.ts';
 
 /** struct arm_smmu_cmdq_batch */
@@ -72,9 +74,14 @@ function* armSmmuCmdqIssueCmdWithSync(k: Kernel, cmd: Cmd): Proc<number> {
 }
 
 /** arm_smmu_invs_find_ats_master() (P24) */
-function armSmmuInvsFindAtsMaster(invs: ArmSmmuInvs, sid: number): ArmSmmuMaster | null {
+function armSmmuInvsFindAtsMaster(k: Kernel, invs: ArmSmmuInvs, sid: number): ArmSmmuMaster | null {
   if (!invs.hasAts) return null;
-  for (const cur of invs.inv) if (cur.type === 'ATS' && cur.id === sid) return cur.master;
+  for (const cur of invs.inv) {
+    if (cur.type === 'ATS' && cur.id === sid) {
+      use(k.m, cur.master!, 'arm_smmu_invs_find_ats_master() returns inv->master');
+      return cur.master;
+    }
+  }
   return null;
 }
 
@@ -101,7 +108,7 @@ function* armSmmuCmdqBatchRetry(k: Kernel, invs: ArmSmmuInvs, cmds: ArmSmmuCmdqB
   if (k.v.bug('blame-first-sid')) {
     // The bug: no re-issue per stream ID; the first ATS stream ID of the batch takes the blame.
     const first = cmds.cmds.find((c) => c.op === 'ATC_INV');
-    const master = first && first.op === 'ATC_INV' ? armSmmuInvsFindAtsMaster(invs, first.sid) : null;
+    const master = first && first.op === 'ATC_INV' ? armSmmuInvsFindAtsMaster(k, invs, first.sid) : null;
     if (master === null) return;
     yield* master.atsBrokenLock.lock(true);
     if (!master.atsBroken) yield* armSmmuMasterDisableAts(k, master);
@@ -112,7 +119,7 @@ function* armSmmuCmdqBatchRetry(k: Kernel, invs: ArmSmmuInvs, cmds: ArmSmmuCmdqB
   for (const cmd of cmds.cmds) {
     if (cmd.op !== 'ATC_INV') continue;
     if (lastSid >= 0 && cmd.sid === lastSid) continue;
-    const master = armSmmuInvsFindAtsMaster(invs, cmd.sid);
+    const master = armSmmuInvsFindAtsMaster(k, invs, cmd.sid);
     if (k.m.warnOn(master === null, 'arm_smmu_cmdq_batch_retry: no master for sid')) continue;
     lastSid = cmd.sid;
     yield* master!.atsBrokenLock.lock(true);
@@ -147,7 +154,10 @@ function* __armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, invs: ArmSmmuI
         break;
       case 'ATS':
         // P18: do not issue ATC_INV that will definitely time out
-        if (k.v.patch(18) && !k.v.bug('atc-inv-to-broken') && cur.master!.atsBroken) break;
+        if (k.v.patch(18) && !k.v.bug('atc-inv-to-broken')) {
+          use(k.m, cur.master!, '__arm_smmu_domain_inv_range() reads inv->master->ats_broken');
+          if (cur.master!.atsBroken) break;
+        }
         yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'ATC_INV', sid: cur.id, iova, all: false });
         break;
     }
@@ -158,10 +168,65 @@ function* __armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, invs: ArmSmmuI
 /** arm_smmu_domain_inv_range(): the iotlb_sync of an unmap. */
 export function* armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, iova: number): Proc {
   k.rcu.readLock();
-  const invs = domain.invs; // rcu_dereference(smmu_domain->invs)
-  yield 'rcu_dereference(domain->invs)';
+  let invs: ArmSmmuInvs;
+  let locked = false;
+  for (;;) {
+    invs = domain.invs; // rcu_dereference(smmu_domain->invs)
+    yield 'rcu_dereference(domain->invs)';
+    // Lock only when ATS is in use: no ATS invalidation can be going on after a detach.
+    if (invs.hasAts || invs.old) {
+      const cur = invs;
+      const self = k.m.self();
+      self.preemptOff++; // read_lock() disables preemption
+      yield* spinUntil(k.m, () => !cur.writer, -1, 'read_lock(invs->rwlock)');
+      cur.readers++;
+      if (cur.old) {
+        cur.readers--;
+        self.preemptOff--;
+        yield 'invs replaced meanwhile: respin';
+        continue;
+      }
+      locked = true;
+    }
+    break;
+  }
   yield* __armSmmuDomainInvRange(k, domain, invs, iova);
+  if (locked) {
+    invs.readers--;
+    k.m.self().preemptOff--;
+  }
   k.rcu.readUnlock();
+}
+
+/**
+ * Publish a domain's new invs array. When the attach turns the master's ATS off, wait (write
+ * lock) for every ATS invalidation still walking the old array; either way mark the old one
+ * old. (Moving between domains with ATS on does not wait: readers of the old array may still
+ * hold inv->master, which is why release_device waits a grace period, P17.)
+ */
+function* armSmmuInstallDomainInvs(
+  k: Kernel,
+  domain: IommuDomain,
+  next: ArmSmmuInvs,
+  atsDisabled: boolean,
+): Proc {
+  const prev = domain.invs;
+  domain.invs = next; // rcu_assign_pointer
+  yield `domain ${domain.id}: publish invs`;
+  if (!atsDisabled) {
+    prev.old = true;
+    return;
+  }
+  const self = k.m.self();
+  self.irqOff++; // write_lock_irqsave()
+  self.preemptOff++;
+  yield* spinUntil(k.m, () => prev.readers === 0 && !prev.writer, -1, 'write_lock(old invs->rwlock)');
+  prev.writer = true;
+  prev.old = true;
+  prev.writer = false;
+  self.preemptOff--;
+  self.irqOff--;
+  yield `domain ${domain.id}: old invs drained and marked old`;
 }
 
 export interface SteTarget {
@@ -219,7 +284,10 @@ function* armSmmuEnableAts(k: Kernel, master: ArmSmmuMaster): Proc {
 
 function withoutMaster(invs: ArmSmmuInvs, master: ArmSmmuMaster): ArmSmmuInvs {
   const inv = invs.inv.filter((i) => i.master !== master);
-  return { inv, hasAts: inv.some((i) => i.type === 'ATS') };
+  return new ArmSmmuInvs(
+    inv,
+    inv.some((i) => i.type === 'ATS'),
+  );
 }
 
 function withMaster(
@@ -233,7 +301,10 @@ function withMaster(
   if (ats) for (const a of master.atsInvs.inv) inv.push(a);
   // The invs array is kept sorted (type, id): ATC_INVs of one batch come in stream-ID order.
   inv.sort((a, b) => (a.type === b.type ? a.id - b.id : a.type === 'S2_VMID' ? -1 : 1));
-  return { inv, hasAts: inv.some((i) => i.type === 'ATS') };
+  return new ArmSmmuInvs(
+    inv,
+    inv.some((i) => i.type === 'ATS'),
+  );
 }
 
 /**
@@ -247,8 +318,14 @@ export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): 
   const paging = domain.type === 'paging';
   // arm_smmu_attach_prepare()
   const atsEnabled = paging && armSmmuAtsSupported(k, master);
+  const atsDisabled = master.atsEnabled && !atsEnabled;
   if (paging) {
-    domain.invs = withMaster(domain.invs, domain, master, atsEnabled); // rcu_assign_pointer
+    yield* armSmmuInstallDomainInvs(
+      k,
+      domain,
+      withMaster(domain.invs, domain, master, atsEnabled),
+      atsDisabled,
+    );
     if (atsEnabled) domain.nrAtsMasters++;
     yield `${dev.name}: add invs to domain ${domain.id}${atsEnabled ? ' (with ATS)' : ''}`;
   }
@@ -272,9 +349,23 @@ export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): 
   master.atsEnabled = atsEnabled;
   if (old && old !== domain && old.type === 'paging') {
     if (old.invs.inv.some((i) => i.master === master)) old.nrAtsMasters--;
-    old.invs = withoutMaster(old.invs, master);
+    yield* armSmmuInstallDomainInvs(k, old, withoutMaster(old.invs, master), atsDisabled);
     yield `${dev.name}: drop invs from domain ${old.id}`;
   }
   master.domain = domain;
   return 0;
+}
+
+/**
+ * arm_smmu_release_device(): put the STE back to abort (attach the blocked domain, which drops
+ * the master from its domain's invs), then free the master — after a grace period (P17), since
+ * an invalidation may still be walking an old invs array that points at it.
+ */
+export function* armSmmuReleaseDevice(k: Kernel, dev: PciDev, blocked: IommuDomain): Proc {
+  const master = dev.master!;
+  yield* armSmmuAttachDev(k, blocked, dev);
+  if (k.v.patch(17) && !k.v.bug('master-freed-under-rcu')) yield* k.rcu.synchronize();
+  kfree(master);
+  dev.master = null;
+  yield `${dev.name}: kfree(master)`;
 }
