@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { Variant } from '../../impl/variants.ts';
+import { FLAGS, Variant } from '../../impl/variants.ts';
 import { runScenario } from '../runner.ts';
 import { WITNESSES } from './witnesses.ts';
 
@@ -11,4 +11,10 @@ describe.each(WITNESSES)('witness for $flag', (w) => {
   test('passes under v4', () => {
     expect(runScenario(w.scenario, Variant.parse('v4')).violations).toEqual([]);
   });
+});
+
+test('every witness names a known flag, at most one witness per flag', () => {
+  const ids = WITNESSES.map((w) => w.flag);
+  expect(new Set(ids).size).toBe(ids.length);
+  for (const id of ids) expect(FLAGS.map((f) => f.id)).toContain(id);
 });

@@ -1,15 +1,18 @@
 /**
- * Hand-written minimal witnesses: for each catalog flag, a scenario that fails the expected
- * property under the flag and passes under v4. They document each bug in a form a reviewer
- * reads in a minute.
+ * Minimal witnesses: for each catalog flag, a scenario that fails under the flag and passes
+ * under v4 (the test checks both). They document each bug in a form a reviewer reads in a
+ * minute. `origin` says whether it was written by hand from the mechanism, or first found by
+ * the harness's generic search and then reduced and explained by hand.
  */
 import type { Topology } from '../../impl/system.ts';
+import { FLAGS } from '../../impl/variants.ts';
 import type { Scenario } from '../scenario.ts';
 
 export interface Witness {
   readonly flag: string;
   readonly property: string;
   readonly why: string;
+  readonly origin: 'by hand' | 'found, then reduced by hand';
   readonly scenario: Scenario;
 }
 
@@ -29,6 +32,7 @@ export const WITNESSES: readonly Witness[] = [
     flag: 'done-ignores-result',
     property: 'quarantine-lifted-only-by-reset',
     why: 'the hung device is quarantined as broken; its FLR fails, yet done() unblocks it',
+    origin: 'by hand',
     scenario: {
       topology: oneDevice(),
       rounds: [
@@ -45,6 +49,7 @@ export const WITNESSES: readonly Witness[] = [
     why:
       'the GERROR IRQ targets the issuing CPU, which polls with IRQs off: its CMD_SYNC poll times out first, ' +
       'the ATC timeout is taken for a plain timeout, the page is freed and the stale ATC entry is used',
+    origin: 'by hand',
     scenario: {
       topology: oneDevice(),
       rounds: [
@@ -57,4 +62,139 @@ export const WITNESSES: readonly Witness[] = [
       choices: [],
     },
   },
+  {
+    flag: 'no-reset-device-done',
+    property: 'liveness-after-reset',
+    why:
+      "the reset prepare flushes the hung device's ATC, which times out and marks it ats_broken; the FLR " +
+      'works, but the driver is never told, so the re-attach keeps ATS off for good',
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: oneDevice({ cpus: 2, queueShift: 4, atcTimeoutUs: 200_000, iovas: 2 }),
+      rounds: [[{ kind: 'hang', dev: 0 }], [{ kind: 'reset', cpu: 0, dev: 0, outcome: 'ok' }]],
+      choices: [],
+    },
+  },
+  {
+    flag: 'eats-lost-update',
+    property: 'no-eats-while-ats-broken',
+    why:
+      'an attach preempted before its STE write resumes after the broken path cleared EATS and set ' +
+      'ats_broken: without ats_broken_lock and the EATS mask, it writes EATS=1 back',
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: oneDevice({ devices: [{ ats: true, sids: 2 }], queueShift: 4, batchEntries: 4 }),
+      rounds: [
+        [{ kind: 'hang', dev: 0 }],
+        [
+          { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+        ],
+      ],
+      choices: [],
+    },
+  },
+  {
+    flag: 'async-batch-flush',
+    property: 'refinement',
+    why:
+      'the full batch [TLBI, ATC_INV dev0, ATC_INV dev1] is flushed without a CMD_SYNC; the timeout of dev0 ' +
+      "surfaces at the next batch's CMD_SYNC, whose retry only re-issues dev1's second stream ID: nobody " +
+      'is blamed and the hung dev0 keeps ATS',
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: {
+        cpus: 1,
+        devices: [
+          { ats: true, sids: 1 },
+          { ats: true, sids: 2 },
+        ],
+        gerrorIrqCpu: 0,
+        queueShift: 2,
+        batchEntries: 3,
+        atcTimeoutUs: 200_000,
+        iovas: 3,
+      },
+      rounds: [[{ kind: 'hang', dev: 0 }], [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }]],
+      choices: [],
+    },
+  },
+  {
+    flag: 'blame-first-sid',
+    property: 'availability',
+    why: 'dev1 hangs; the batch times out and, with no per-stream-ID retry, the first ATS stream ID (healthy dev0) takes the blame',
+    origin: 'by hand',
+    scenario: {
+      topology: {
+        cpus: 1,
+        devices: [
+          { ats: true, sids: 1 },
+          { ats: true, sids: 1 },
+        ],
+        gerrorIrqCpu: 0,
+        queueShift: 4,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 1,
+      },
+      rounds: [[{ kind: 'hang', dev: 1 }], [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }]],
+      choices: [],
+    },
+  },
+  {
+    flag: 'inv-during-flr',
+    property: 'refinement',
+    why: 'with no IOMMU fence around the reset, a failed FLR leaves the device on its domain with ATS on instead of blocked',
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: oneDevice({ devices: [{ ats: true, sids: 2 }], queueShift: 4 }),
+      rounds: [[{ kind: 'reset', cpu: 0, dev: 0, outcome: 'fail' }]],
+      choices: [],
+    },
+  },
+  {
+    flag: 'unplug-leaks-recovery-cnt',
+    property: 'recovery-cnt-matches',
+    why: 'a device blocked by a failed reset is unplugged; its group keeps recovery_cnt = 1 with no blocked device left',
+    origin: 'by hand',
+    scenario: {
+      topology: oneDevice(),
+      rounds: [[{ kind: 'reset', cpu: 0, dev: 0, outcome: 'fail' }], [{ kind: 'unplug', cpu: 0, dev: 0 }]],
+      choices: [],
+    },
+  },
+  {
+    flag: 'atc-inv-to-broken',
+    property: 'bounded-atc-errors',
+    why:
+      'once dev0 is marked broken, an unmap and an attach keep sending it ATC invalidations: every one times ' +
+      'out again, five in one episode',
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: {
+        cpus: 3,
+        devices: [
+          { ats: true, sids: 1 },
+          { ats: false, sids: 2 },
+        ],
+        gerrorIrqCpu: 0,
+        queueShift: 4,
+        batchEntries: 2,
+        atcTimeoutUs: 200_000,
+        iovas: 2,
+      },
+      rounds: [
+        [{ kind: 'hang', dev: 0 }],
+        [
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+          { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
+        ],
+      ],
+      choices: [],
+    },
+  },
 ];
+
+/** Flags the harness has not yet been shown to reach: no witness. */
+export const withoutWitness = (): string[] =>
+  FLAGS.map((f) => f.id).filter((id) => !WITNESSES.some((w) => w.flag === id));

@@ -1,0 +1,104 @@
+/**
+ * npm run catalog [-- --json] [--seeds K] [--runs N] [--budget SECONDS] [--flag ID ...]
+ *
+ * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
+ * with the generic scenario arbitraries, each until the first such scenario or the budget;
+ * shrink; report detection, the property that fired, runs and milliseconds to detect (median,
+ * max), shrink time and the shrunk size beside the witness's size.
+ */
+import { parseArgs } from 'node:util';
+import { FLAGS } from '../../impl/variants.ts';
+import { detect } from '../catalog.ts';
+import { scenarioSize } from '../scenario.ts';
+import { WITNESSES } from '../witnesses/witnesses.ts';
+
+function fail(msg: string): never {
+  process.stderr.write(`catalog: ${msg}\n`);
+  process.exit(2);
+}
+
+const median = (xs: number[]): number => {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function main(): number {
+  let values: { json?: boolean; seeds?: string; runs?: string; budget?: string; flag?: string[] };
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      strict: true,
+      options: {
+        json: { type: 'boolean' },
+        seeds: { type: 'string' },
+        runs: { type: 'string' },
+        budget: { type: 'string' },
+        flag: { type: 'string', multiple: true },
+      },
+    }));
+  } catch (e) {
+    fail(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+  }
+  const num = (name: string, v: string | undefined, dflt: number) => {
+    if (v === undefined) return dflt;
+    if (!/^\d+$/.test(v) || Number(v) < 1) fail(`--${name} takes a whole number >= 1, not '${v}'`);
+    return Number(v);
+  };
+  const seeds = num('seeds', values.seeds, 10);
+  const runs = num('runs', values.runs, 5000);
+  const budgetMs = num('budget', values.budget, 30) * 1000;
+  const ids = values.flag ?? FLAGS.map((f) => f.id);
+  for (const id of ids) if (!FLAGS.some((f) => f.id === id)) fail(`unknown flag '${id}'`);
+
+  const entries = ids.map((id) => {
+    const ds = Array.from({ length: seeds }, (_, i) => detect(id, i + 1, { runs, timeMs: budgetMs }));
+    const hits = ds.filter((d) => d.detected);
+    const props = [...new Set(hits.map((d) => d.property!))];
+    const w = WITNESSES.find((x) => x.flag === id);
+    const ws = w ? scenarioSize(w.scenario) : null;
+    return {
+      id,
+      detected: hits.length === ds.length,
+      seedsDetected: hits.length,
+      seeds: ds.length,
+      property: props.join(',') || null,
+      runsToDetectMedian: median(hits.map((d) => d.runs)),
+      msToDetectMedian: Math.round(median(hits.map((d) => d.msToDetect))),
+      msToDetectMax: hits.length ? Math.round(Math.max(...hits.map((d) => d.msToDetect))) : null,
+      shrinkMsMedian: Math.round(median(hits.map((d) => d.shrinkMs))),
+      shrunkOps: hits.length ? Math.max(...hits.map((d) => d.shrunk!.ops)) : null,
+      shrunkChoices: hits.length ? Math.max(...hits.map((d) => d.shrunk!.choices)) : null,
+      witnessOps: ws?.ops ?? null,
+      witnessChoices: ws?.choices ?? null,
+    };
+  });
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ seeds, runs, budgetMs, entries })}\n`);
+  } else {
+    const head = ['row', 'found', 'property', 'runs(med)', 'ms(med)', 'ms(max)', 'shrink ms', 'ops/witness'];
+    const rows = entries.map((e) => [
+      e.id,
+      `${e.seedsDetected}/${e.seeds}`,
+      e.property ?? '-',
+      Number.isNaN(e.runsToDetectMedian) ? '-' : String(e.runsToDetectMedian),
+      Number.isNaN(e.msToDetectMedian) ? '-' : String(e.msToDetectMedian),
+      e.msToDetectMax === null ? '-' : String(e.msToDetectMax),
+      Number.isNaN(e.shrinkMsMedian) ? '-' : String(e.shrinkMsMedian),
+      `${e.shrunkOps ?? '-'}/${e.witnessOps ?? '-'}`,
+    ]);
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (r: string[]) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd();
+    process.stdout.write(`${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+    for (const r of rows) process.stdout.write(`${line(r)}\n`);
+    process.stdout.write(`\n${seeds} seeds per row, ${runs} runs or ${budgetMs / 1000} s per seed\n`);
+  }
+  return entries.every((e) => e.detected) ? 0 : 1;
+}
+
+process.exitCode = main();
