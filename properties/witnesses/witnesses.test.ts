@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FLAGS, Variant } from '../../impl/variants.ts';
 import { runScenario } from '../runner.ts';
-import { WITNESSES } from './witnesses.ts';
+import { LIMITS, WITNESSES } from './witnesses.ts';
 
 describe.each(WITNESSES)('witness for $flag', (w) => {
   test(`fails ${w.property} under v4+${w.flag}`, () => {
@@ -17,4 +17,15 @@ test('every witness names a known flag, at most one witness per flag', () => {
   const ids = WITNESSES.map((w) => w.flag);
   expect(new Set(ids).size).toBe(ids.length);
   for (const id of ids) expect(FLAGS.map((f) => f.id)).toContain(id);
+});
+
+describe.each(LIMITS.filter((l) => l.scenario !== null))('known limit $id', (l) => {
+  test(`fails ${l.property} under v4 itself`, () => {
+    const r = runScenario(l.scenario!, Variant.parse('v4'));
+    expect(r.violations.map((v) => v.property)).toContain(l.property);
+  });
+  test('and passes once the SMMU completion timeout is below the poll timeout', () => {
+    const s = { ...l.scenario!, topology: { ...l.scenario!.topology, atcTimeoutUs: 50_000 } };
+    expect(runScenario(s, Variant.parse('v4')).violations).toEqual([]);
+  });
 });

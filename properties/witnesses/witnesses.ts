@@ -198,3 +198,49 @@ export const WITNESSES: readonly Witness[] = [
 /** Flags the harness has not yet been shown to reach: no witness. */
 export const withoutWitness = (): string[] =>
   FLAGS.map((f) => f.id).filter((id) => !WITNESSES.some((w) => w.flag === id));
+
+/** The limits the series admits: witnesses that fail under v4 itself. */
+export interface LimitWitness {
+  readonly id: string;
+  readonly source: string;
+  readonly property: string;
+  readonly why: string;
+  /** null: the mechanism it needs is not modelled yet (see impl/README.md). */
+  readonly scenario: Scenario | null;
+}
+
+export const LIMITS: readonly LimitWitness[] = [
+  {
+    id: 'completion-timeout-exceeds-poll',
+    source: 'P12 FIXME',
+    property: 'no-corruption',
+    why:
+      'the SMMU waits 2 s for the ATC invalidation, longer than the 1 s CMD_SYNC poll: the issuer returns ' +
+      '-ETIMEDOUT with no bit set, the page is freed and reused, and the stale ATC entry is used',
+    scenario: {
+      topology: oneDevice({ atcTimeoutUs: 2_000_000, iovas: 2 }),
+      rounds: [
+        [{ kind: 'dma', dev: 0, iova: 0 }],
+        [{ kind: 'hang', dev: 0 }],
+        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+        [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
+        [{ kind: 'dma', dev: 0, iova: 0 }],
+      ],
+      choices: [],
+    },
+  },
+  {
+    id: 'enotty-keeps-blocked',
+    source: 'P04 FIXME',
+    property: 'availability',
+    why: 'needs a reset method that returns -ENOTTY without attempting a reset (ACPI _RST missing): not modelled yet',
+    scenario: null,
+  },
+  {
+    id: 'dma-alias-premature-unblock',
+    source: 'P04 FIXME',
+    property: 'quarantine-lifted-only-by-reset',
+    why: 'needs DMA-aliased devices in one group: not modelled yet',
+    scenario: null,
+  },
+];
