@@ -17,6 +17,8 @@ export type SimEvent =
   /** The endpoint finished a reset (FLR) that worked, or one that did not. */
   | { kind: 'endpointReset'; dev: number; ok: boolean }
   | { kind: 'hang'; dev: number }
+  /** pci_reset_function() started or ended for the device. */
+  | { kind: 'resetFunction'; dev: number; running: boolean }
   | { kind: 'warn'; what: string };
 
 export class Events {

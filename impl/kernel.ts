@@ -54,6 +54,8 @@ export interface PciDev {
   readonly ep: Endpoint;
   /** dev->ats_cap != 0 */
   readonly atsCap: boolean;
+  /** Has a device-specific (quirk) reset method that wraps FLR. */
+  readonly quirk: boolean;
   /** dev->ats_enabled */
   atsEnabled: boolean;
   /** device_lock(&dev->dev) */

@@ -17,7 +17,7 @@ import {
   type Kernel,
   type PciDev,
 } from './kernel.ts';
-import { pciResetFunction, pciStopAndRemoveBusDevice } from './pci/pci.ts';
+import { pciProbeResetMethods, pciResetFunction, pciStopAndRemoveBusDevice } from './pci/pci.ts';
 import { type ChoiceSource, Machine, type MachineLimits, type Proc } from './sim/machine.ts';
 import { Mutex, Rcu } from './sim/sync.ts';
 import { Work, Workqueue } from './sim/workqueue.ts';
@@ -29,6 +29,8 @@ export interface DeviceSpec {
   readonly ats: boolean;
   /** Number of stream IDs (1 or 2). */
   readonly sids: number;
+  /** Has a device-specific reset quirk that wraps FLR (quirks.c). */
+  readonly quirk?: boolean;
 }
 
 export interface Topology {
@@ -55,7 +57,8 @@ export type Op =
   | { readonly kind: 'reset'; readonly cpu: number; readonly dev: number; readonly outcome: FlrOutcome }
   | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
   | { readonly kind: 'hang'; readonly dev: number }
-  | { readonly kind: 'unplug'; readonly cpu: number; readonly dev: number };
+  | { readonly kind: 'unplug'; readonly cpu: number; readonly dev: number }
+  | { readonly kind: 'probe'; readonly cpu: number; readonly dev: number };
 
 export function fmtOp(op: Op): string {
   return match(op)
@@ -69,6 +72,7 @@ export function fmtOp(op: Op): string {
     .with({ kind: 'dma' }, (o) => `dev${o.dev}: DMA write to iova ${o.iova}`)
     .with({ kind: 'hang' }, (o) => `dev${o.dev}: stops answering ATC invalidations`)
     .with({ kind: 'unplug' }, (o) => `cpu${o.cpu}: hot unplug of dev${o.dev}`)
+    .with({ kind: 'probe' }, (o) => `cpu${o.cpu}: probe the reset methods of dev${o.dev} (sysfs)`)
     .exhaustive();
 }
 
@@ -140,6 +144,7 @@ export class System {
         name: `dev${ep.dev}`,
         ep,
         atsCap: ep.atsCapable,
+        quirk: topo.devices[ep.dev]!.quirk ?? false,
         atsEnabled: false,
         deviceLock: new Mutex(m, `dev${ep.dev} device_lock`),
         group: null,
@@ -191,6 +196,7 @@ export class System {
         m.spawn(`reset#${i}`, o.cpu, pciResetFunction(k, k.pdevs[o.dev]!, o.outcome)),
       )
       .with({ kind: 'dma' }, (o) => m.agent(`dma#${i}`, this.eps[o.dev]!.dma(o.iova), { daemon: false }))
+      .with({ kind: 'probe' }, (o) => m.spawn(`probe#${i}`, o.cpu, pciProbeResetMethods(k, k.pdevs[o.dev]!)))
       .with({ kind: 'unplug' }, (o) =>
         m.spawn(`unplug#${i}`, o.cpu, pciStopAndRemoveBusDevice(k, k.pdevs[o.dev]!)),
       )

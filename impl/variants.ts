@@ -106,6 +106,16 @@ export const FLAGS = [
     source: 'P17',
     summary: 'release frees the master without waiting for a grace period while an invalidation reads it',
   },
+  {
+    id: 'probe-blocks-iommu',
+    source: 'P01',
+    summary: 'probing reset capability runs reset prepare/done, blocking a device that is doing DMA',
+  },
+  {
+    id: 'flr-result-dropped',
+    source: 'P02',
+    summary: "quirk reset methods ignore pcie_flr()'s failure and report success",
+  },
 ] as const satisfies readonly FlagInfo[];
 
 export type FlagId = (typeof FLAGS)[number]['id'];

@@ -47,7 +47,8 @@ export type ModelOp =
   | { readonly kind: 'resetDone'; readonly dev: number; readonly outcome: 'ok' | 'fail' }
   | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
   | { readonly kind: 'hang'; readonly dev: number }
-  | { readonly kind: 'unplug'; readonly dev: number };
+  | { readonly kind: 'unplug'; readonly dev: number }
+  | { readonly kind: 'probe'; readonly dev: number };
 
 // Init == every device on domain 0 with ATS on where supported; domain 0 maps 0..iovas-1.
 export function init(c: Consts): State {
@@ -192,6 +193,8 @@ export function next(c: Consts, s: State, op: ModelOp): State {
       return hang(s, op.dev);
     case 'unplug':
       return unplug(s, op.dev);
+    case 'probe':
+      return s; // Probe(d) == UNCHANGED: asking which resets exist resets nothing
   }
 }
 

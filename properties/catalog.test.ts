@@ -18,6 +18,8 @@ const DETECTABLE = [
   'blame-first-sid',
   'inv-during-flr',
   'unplug-leaks-recovery-cnt',
+  'probe-blocks-iommu',
+  'flr-result-dropped',
 ] as const;
 
 /** Not yet reached by the generic search within a test budget (issue: find them all). */

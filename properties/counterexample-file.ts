@@ -16,12 +16,15 @@ const op = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('dma'), dev: nat, iova: nat }),
   z.object({ kind: z.literal('hang'), dev: nat }),
   z.object({ kind: z.literal('unplug'), cpu: nat, dev: nat }),
+  z.object({ kind: z.literal('probe'), cpu: nat, dev: nat }),
 ]);
 
 const topology = z.object({
   cpus: z.number().int().min(1).max(8),
   devices: z
-    .array(z.object({ ats: z.boolean(), sids: z.number().int().min(1).max(4) }))
+    .array(
+      z.object({ ats: z.boolean(), sids: z.number().int().min(1).max(4), quirk: z.boolean().optional() }),
+    )
     .min(1)
     .max(8),
   gerrorIrqCpu: nat,

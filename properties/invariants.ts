@@ -4,7 +4,7 @@
  * quiescent points. None of them knows about any catalog row.
  */
 import type { SimEvent } from '../impl/events.ts';
-import { BLOCKED_BROKEN, BLOCKED_NO, BLOCKED_RESET_FAILED } from '../impl/kernel.ts';
+import { BLOCKED_BROKEN, BLOCKED_NO, BLOCKED_RESET_FAILED, BLOCKED_RESETTING } from '../impl/kernel.ts';
 import type { Severity } from '../impl/sim/machine.ts';
 import type { System } from '../impl/system.ts';
 import { MAX_OPS_PER_ROUND } from './scenario.ts';
@@ -61,6 +61,12 @@ export const PROPERTIES: readonly PropertyInfo[] = [
     kind: 'safety',
     severity: 'error',
     summary: 'no WARN and no scheduling while atomic',
+  },
+  {
+    id: 'reset-fence-only-in-reset',
+    kind: 'safety',
+    severity: 'error',
+    summary: 'a device is fenced for a reset (BLOCKED_RESETTING) only while a reset of it runs',
   },
   {
     id: 'no-eats-while-ats-broken',
@@ -123,6 +129,8 @@ interface DevHistory {
   errorSinceReset: boolean;
   /** When its last working reset completed (µs), or -1. */
   okResetAt: number;
+  /** pci_reset_function() is running for it. */
+  resetting: boolean;
 }
 
 export class Observers {
@@ -138,6 +146,7 @@ export class Observers {
       lastReset: null,
       errorSinceReset: false,
       okResetAt: -1,
+      resetting: false,
     }));
     sys.k.ev.on((e) => this.onEvent(e));
     sys.m.onWarn = (what) => sys.m.violate('no-unexpected-warn', `WARN: ${what}`, 'error');
@@ -201,6 +210,13 @@ export class Observers {
         // A quarantine may be recorded late (by a worker); what counts is a reset that worked
         // after the fault itself.
         if (e.to >= BLOCKED_RESET_FAILED) h.quarantined = true;
+        if (e.to === BLOCKED_RESETTING && !h.resetting) {
+          m.violate(
+            'reset-fence-only-in-reset',
+            `dev${e.dev} fenced for a reset while no reset of it runs`,
+            'error',
+          );
+        }
         if (e.to === BLOCKED_NO) {
           if (h.quarantined && h.okResetsAtFault === h.okResets) {
             m.violate(
@@ -212,6 +228,9 @@ export class Observers {
         }
         return;
       }
+      case 'resetFunction':
+        this.hist[e.dev]!.resetting = e.running;
+        return;
       case 'warn':
       case 'syncReturn':
         return;

@@ -69,6 +69,8 @@ export function toModelOp(op: Op): ModelOp {
       return { kind: 'hang', dev: op.dev };
     case 'unplug':
       return { kind: 'unplug', dev: op.dev };
+    case 'probe':
+      return { kind: 'probe', dev: op.dev };
   }
 }
 

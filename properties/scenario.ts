@@ -23,6 +23,7 @@ export const topologyArb: fc.Arbitrary<Topology> = fc
       fc.record({
         ats: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, fc.constant(false)),
         sids: fc.integer({ min: 1, max: 2 }),
+        quirk: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, fc.constant(true)),
       }),
       {
         minLength: 1,
@@ -63,6 +64,7 @@ export function opArb(t: Topology): fc.Arbitrary<Op> {
     },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('attach' as const), cpu, dev, domain }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('unplug' as const), cpu, dev }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('probe' as const), cpu, dev }) },
   );
 }
 

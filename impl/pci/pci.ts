@@ -1,4 +1,7 @@
-/** drivers/pci/pci.c — pci_reset_function() and the FLR method (P02, P04 change pcie_flr). */
+/**
+ * drivers/pci/pci.c and quirks.c — pci_reset_function(), the reset methods with their probe
+ * mode (P01), FLR and a quirk method that wraps it (P02), and removal.
+ */
 import type { FlrOutcome } from '../hw/endpoint.ts';
 import { iommuReleaseDevice, pciDevResetIommuDone, pciDevResetIommuPrepare } from '../iommu/iommu.ts';
 import { ENODEV, ENOTTY, errName, type Kernel, type PciDev } from '../kernel.ts';
@@ -41,15 +44,68 @@ export function* pcieFlr(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<numb
   return ret;
 }
 
+/** A reset method: `probe` asks whether it is supported (0) or not (-ENOTTY), doing nothing. */
+type ResetMethod = (k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome) => Proc<number>;
+
+/** pcie_reset_flr(): the FLR method. */
+function* pcieResetFlr(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  if (probe) return 0; // PCI_EXP_DEVCAP_FLR is set on every modelled function
+  return yield* pcieFlr(k, dev, outcome);
+}
+
+/**
+ * reset_intel_82599_sfp_virtfn() and its kind (quirks.c): a device-specific method that is an
+ * FLR underneath. P02 propagates pcie_flr()'s result; before it, the quirk reported success.
+ */
+function* resetQuirkFlr(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  if (probe) return 0;
+  const ret = yield* pcieFlr(k, dev, outcome);
+  return k.v.patch(2) && !k.v.bug('flr-result-dropped') ? ret : 0;
+}
+
+/** __pci_dev_specific_reset() (quirks.c): the IOMMU fence around a quirk's reset (P01, P04). */
+function* __pciDevSpecificReset(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  // P01: probing must not touch the IOMMU
+  const fence = !probe || !k.v.patch(1) || k.v.bug('probe-blocks-iommu');
+  if (fence) {
+    const ret = yield* pciDevResetIommuPrepare(k, dev);
+    if (ret) {
+      k.m.printk('err', `${dev.name}: failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
+      return ret;
+    }
+  }
+  const ret = yield* resetQuirkFlr(k, dev, probe, outcome);
+  if (fence) yield* pciDevResetIommuDone(k, dev, ret);
+  return ret;
+}
+
+/** dev->reset_methods[], in pci_reset_fn_methods[] order: device_specific, ..., flr, ... */
+function resetMethods(dev: PciDev): ResetMethod[] {
+  return dev.quirk ? [__pciDevSpecificReset, pcieResetFlr] : [pcieResetFlr];
+}
+
 /** __pci_reset_function_locked(): try the device's reset methods in order. */
 function* __pciResetFunctionLocked(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<number> {
-  const methods = [(d: PciDev) => pcieFlr(k, d, outcome)];
-  for (const method of methods) {
-    const rc = yield* method(dev);
+  for (const method of resetMethods(dev)) {
+    const rc = yield* method(k, dev, false, outcome);
     if (!rc) return 0;
     if (rc !== ENOTTY) return rc;
   }
   return ENOTTY;
+}
+
+/**
+ * pci_init_reset_methods() / reset_method_store(): probe every method, as sysfs does, without
+ * the device lock. A probe must change nothing.
+ */
+export function* pciProbeResetMethods(k: Kernel, dev: PciDev): Proc<number> {
+  let supported = 0;
+  for (const method of resetMethods(dev)) {
+    if (dev.removed) break;
+    if ((yield* method(k, dev, true, 'ok')) === 0) supported++;
+  }
+  yield `${dev.name}: ${supported} reset method(s) supported`;
+  return supported;
 }
 
 /** pci_reset_function(): save state, reset under the device lock, restore state. */
@@ -60,9 +116,11 @@ export function* pciResetFunction(k: Kernel, dev: PciDev, outcome: FlrOutcome): 
     yield `${dev.name}: gone`;
     return ENODEV;
   }
+  k.ev.emit({ kind: 'resetFunction', dev: dev.index, running: true });
   const rc = yield* __pciResetFunctionLocked(k, dev, outcome);
   // pci_dev_restore() -> pci_restore_state() -> pci_restore_ats_state()
   pciRestoreAtsState(dev);
+  k.ev.emit({ kind: 'resetFunction', dev: dev.index, running: false });
   dev.deviceLock.unlock();
   yield `${dev.name}: pci_reset_function() = ${errName(rc)}`;
   return rc;

@@ -144,6 +144,8 @@ export interface Pick {
   readonly time: boolean;
   /** How many alternatives were counted, or -1 when the fair default picked without counting. */
   readonly alternatives: number;
+  /** What the choice source returned for this pick (-1: default policy), or null if not asked. */
+  readonly choice: number | null;
 }
 
 export interface MachineLimits {
@@ -516,9 +518,9 @@ export class Machine {
       }
       // Something can run, so the round goes on (with no thread or interrupt enabled, time is,
       // and only while some timer is armed).
-      let pick = n === 1 ? 0 : this.choices.next(n);
-      if (pick < 0) pick = this.defaultPick();
-      if (Machine.pickHook !== null) this.reportPick(pick, lazy ? -1 : n);
+      const choice = n === 1 ? 0 : this.choices.next(n);
+      const pick = choice < 0 ? this.defaultPick() : choice;
+      if (Machine.pickHook !== null) this.reportPick(pick, lazy ? -1 : n, n === 1 ? null : choice);
       this.perform(pick);
       if (this.stepCount - this.roundStartStep > maxStepsPerRound) {
         this.violate(
@@ -537,13 +539,14 @@ export class Machine {
     }
   }
 
-  private reportPick(i: number, alternatives: number): void {
+  private reportPick(i: number, alternatives: number, choice: number | null): void {
     const a = this.actCode[i]!;
     Machine.pickHook?.(this, {
       thread: a === ACT_THREAD ? this.actThread[i]! : null,
       irq: a >= 0 ? a : -1,
       time: a === ACT_TIME,
       alternatives,
+      choice,
     });
   }
 

@@ -193,6 +193,30 @@ export const WITNESSES: readonly Witness[] = [
       choices: [],
     },
   },
+  {
+    flag: 'probe-blocks-iommu',
+    property: 'reset-fence-only-in-reset',
+    why: 'probing the reset methods (sysfs) runs the quirk method with PCI_RESET_PROBE, and the bug fences the device as if resetting it',
+    origin: 'by hand',
+    scenario: {
+      topology: oneDevice({ devices: [{ ats: true, sids: 1, quirk: true }] }),
+      rounds: [[{ kind: 'probe', cpu: 0, dev: 0 }]],
+      choices: [],
+    },
+  },
+  {
+    flag: 'flr-result-dropped',
+    property: 'refinement',
+    why:
+      'the quirk method calls pcie_flr(), which fails, and reports success: done(0) lifts the fence of a device ' +
+      'that did not reset, instead of keeping it blocked as reset_failed',
+    origin: 'by hand',
+    scenario: {
+      topology: oneDevice({ devices: [{ ats: true, sids: 1, quirk: true }] }),
+      rounds: [[{ kind: 'reset', cpu: 0, dev: 0, outcome: 'fail' }]],
+      choices: [],
+    },
+  },
 ];
 
 /** Flags the harness has not yet been shown to reach: no witness. */
