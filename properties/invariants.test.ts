@@ -1,0 +1,63 @@
+/**
+ * Every property can fire: for each, a run that violates it (a witness, a finding, or mainline),
+ * so that none of them is vacuous. Properties about the machine itself (deadlock, livelock,
+ * use-after-free) are shown to fire by impl/sim's own tests and by the scenarios below where the
+ * kernel paths reach them.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { Variant } from '../impl/variants.ts';
+import { parseCounterexample } from './counterexample-file.ts';
+import { PROPERTIES } from './invariants.ts';
+import { runScenario } from './runner.ts';
+import type { Scenario } from './scenario.ts';
+import { LIMITS, WITNESSES } from './witnesses/witnesses.ts';
+
+const mainlineStorm: Scenario = {
+  topology: {
+    cpus: 1,
+    devices: [{ ats: true, sids: 1 }],
+    gerrorIrqCpu: 0,
+    queueShift: 3,
+    batchEntries: 3,
+    atcTimeoutUs: 50_000,
+    iovas: 3,
+  },
+  rounds: [
+    [{ kind: 'hang', dev: 0 }],
+    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 1 }],
+    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 2 }],
+    [{ kind: 'map', cpu: 0, domain: 0, iova: 0 }],
+    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+    [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
+    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 1 }],
+  ],
+  choices: [],
+};
+
+/** Runs known to violate each property. */
+function examples(): Array<{ property: string; variant: string; scenario: Scenario }> {
+  const out = WITNESSES.map((w) => ({ property: w.property, variant: `v4+${w.flag}`, scenario: w.scenario }));
+  for (const l of LIMITS)
+    if (l.scenario) out.push({ property: l.property, variant: 'v4', scenario: l.scenario });
+  const f = parseCounterexample(
+    readFileSync(new URL('./corpus/v4-sync-queued-behind-failure.json', import.meta.url), 'utf8'),
+    'corpus',
+  );
+  out.push({ property: f.property!, variant: f.variant, scenario: f.scenario });
+  out.push({ property: 'bounded-atc-errors', variant: 'mainline', scenario: mainlineStorm });
+  return out;
+}
+
+const MACHINE_LEVEL = new Set(['no-use-after-free', 'no-deadlock', 'no-livelock', 'no-unexpected-warn']);
+
+describe('every property can be violated', () => {
+  const ex = examples();
+  test.each(PROPERTIES.filter((p) => !MACHINE_LEVEL.has(p.id)).map((p) => p.id))('%s', (id) => {
+    const e = ex.find((x) => x.property === id);
+    expect(e, `an example violating ${id}`).toBeDefined();
+    const r = runScenario(e!.scenario, Variant.parse(e!.variant));
+    expect(r.violations.map((v) => v.property)).toContain(id);
+  });
+});
