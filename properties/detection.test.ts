@@ -12,11 +12,18 @@ import { runScenario } from './runner.ts';
 const SEEDS = [1, 2, 3];
 const RUNS = 3000;
 
-describe('mainline (before the series) corrupts memory or storms', () => {
-  test.each(SEEDS)('seed %i', (seed) => {
+describe('mainline (before the series)', () => {
+  test('seed 1 (the README command) corrupts memory or storms', () => {
+    const r = fuzz({ variant: Variant.parse('mainline'), seed: 1, runs: RUNS });
+    expect(['no-corruption', 'bounded-atc-errors']).toContain(r.violation?.property);
+    expect(r.violation!.shrunk.ops).toBeLessThanOrEqual(8);
+  });
+  // Mainline also has P01's bug (probing reset methods fences the device): some seeds find it first.
+  test.each(SEEDS)('seed %i finds a safety violation mainline is known to have', (seed) => {
     const r = fuzz({ variant: Variant.parse('mainline'), seed, runs: RUNS });
-    expect(r.violation).not.toBeNull();
-    expect(['no-corruption', 'bounded-atc-errors']).toContain(r.violation!.property);
+    expect(['no-corruption', 'bounded-atc-errors', 'reset-fence-only-in-reset']).toContain(
+      r.violation?.property,
+    );
     expect(r.violation!.shrunk.ops).toBeLessThanOrEqual(8);
   });
 });

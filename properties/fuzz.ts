@@ -1,6 +1,10 @@
 /**
  * The fuzz engine: random scenarios until the first violation or the budget, then a shrink
  * that keeps the same property violated, then a minimal choice stream.
+ *
+ * This is the sequential reference: `npm run fuzz` runs the same search in blocks on worker
+ * threads (properties/engine/), and its outcome for a seed and a `--runs` budget is the one
+ * {@link fuzz} gives (engine.test.ts checks it).
  */
 import fc from 'fast-check';
 import type { Variant } from '../impl/variants.ts';
@@ -45,10 +49,34 @@ export interface FuzzResult {
 /** Runs spent looking for a safety violation after a conformance one (at least). */
 export const SAFETY_GRACE_RUNS = 50;
 
+/**
+ * After a conformance violation first seen at run index `i` (0-based), a run that violates
+ * conformance again ends the search once this many runs have been made.
+ */
+export const conformanceStopAt = (i: number): number => Math.max(2 * (i + 1), i + 1 + SAFETY_GRACE_RUNS);
+
 class StopSearch extends Error {}
 
-const violates = (r: RunResult, property: string): boolean =>
+export const violates = (r: RunResult, property: string): boolean =>
   r.violations.some((v) => v.property === property);
+
+/**
+ * The last step of a shrink: keep only the choices that were consumed, reduced to their smallest
+ * equivalent, when that still violates `property`; and the message of that violation.
+ */
+export function finishShrink(
+  candidate: Scenario,
+  v: Variant,
+  property: string,
+): { scenario: Scenario; message: string } {
+  let scenario = candidate;
+  const final = runScenario(scenario, v);
+  const trimmed: Scenario = { ...scenario, choices: final.normalizedChoices };
+  if (violates(runScenario(trimmed, v), property)) scenario = trimmed;
+  const result = runScenario(scenario, v);
+  const message = result.violations.find((x) => x.property === property)?.message ?? '';
+  return { scenario, message };
+}
 
 export function fuzz(opts: FuzzOptions): FuzzResult {
   const v = opts.variant;
@@ -59,7 +87,7 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
   // A conformance violation (the impl departs from the model) is confirmed by a short further
   // search for a safety violation, which is what a reviewer needs to see first.
   let firstConformance = -1;
-  const stopAt = (i: number) => Math.max(2 * (i + 1), i + 1 + SAFETY_GRACE_RUNS);
+  const stopAt = conformanceStopAt;
   const search = fc.check(
     fc.property(arb, (s) => {
       const index = runs++;
@@ -105,13 +133,7 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       markInterruptAsFailure: false,
     },
   );
-  let scenario = shrink.counterexample?.[0] ?? first;
-  // Keep only the choices that were consumed, reduced to their smallest equivalent.
-  const final = runScenario(scenario, v);
-  const trimmed: Scenario = { ...scenario, choices: final.normalizedChoices };
-  if (violates(runScenario(trimmed, v), property)) scenario = trimmed;
-  const result = runScenario(scenario, v);
-  const message = result.violations.find((x) => x.property === property)?.message ?? '';
+  const { scenario, message } = finishShrink(shrink.counterexample?.[0] ?? first, v, property);
   return {
     ...base,
     elapsedMs,

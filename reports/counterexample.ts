@@ -3,9 +3,11 @@
  * interleaving diagram with the kernel log inline.
  */
 import { fmtOp, type Topology } from '../impl/system.ts';
+import { FLAGS } from '../impl/variants.ts';
+import { PROPERTIES } from '../properties/invariants.ts';
 import type { RunResult } from '../properties/runner.ts';
 import type { Scenario } from '../properties/scenario.ts';
-import { renderTimeline } from './timeline.ts';
+import { renderTimeline, wrapText } from './timeline.ts';
 
 export function fmtTopology(t: Topology): string[] {
   const lines = [
@@ -38,4 +40,116 @@ export function fmtTimeline(run: RunResult, width = 80): string {
     run.log.filter((l) => l.step > from),
     { width },
   );
+}
+
+/** What a variant is, in words: the preset, and for each flag the bug it puts back. */
+export function describeVariant(name: string): string {
+  const [preset, ...flags] = name.split('+');
+  const base =
+    preset === 'mainline'
+      ? 'mainline: the kernel before the series'
+      : preset === 'v4'
+        ? 'v4: the series as posted'
+        : `${preset}`;
+  if (flags.length === 0) return base;
+  const bugs = flags.map((f) => {
+    const info = FLAGS.find((x) => x.id === f);
+    return info === undefined ? f : `${f} (${info.source}): ${info.summary}`;
+  });
+  return `${base}, with ${bugs.length === 1 ? 'one bug' : `${bugs.length} bugs`} put back: ${bugs.join('; ')}`;
+}
+
+const FIELD = 10;
+
+/**
+ * A shell command in lines of at most `width` columns, each but the last ending in a backslash,
+ * which the shell removes with the line break even inside a word: still one copy-paste. Only
+ * the first line is indented (spaces at the start of a continuation would split a word).
+ */
+export function shellLines(cmd: string, width: number, indent: number): string[] {
+  const lines: string[] = [];
+  let rest = [...cmd];
+  let room = width - indent - 1;
+  while (rest.length > room + 1) {
+    let cut = room;
+    for (let i = room; i > room / 2; i--) {
+      if (rest[i - 1] === ' ' || rest[i - 1] === '/') {
+        cut = i;
+        break;
+      }
+    }
+    lines.push(`${rest.slice(0, cut).join('')}\\`);
+    rest = rest.slice(cut);
+    room = width - 1;
+  }
+  lines.push(rest.join(''));
+  return lines.map((l, i) => (i === 0 ? ' '.repeat(indent) + l : l));
+}
+
+export interface CounterexampleText {
+  readonly id: string;
+  readonly variant: string;
+  /** The property reported (may be `harness-nondeterminism`). */
+  readonly property: string;
+  readonly message: string;
+  readonly scenario: Scenario;
+  /** The traced replay of `scenario`. */
+  readonly run: RunResult;
+  /** How it was found, in words (e.g. `after 50 scenarios, seed 1, shard 1/1`). */
+  readonly found: string;
+  readonly shrunk: { ops: number; rounds: number; choices: number };
+  readonly original: { ops: number; rounds: number; choices: number };
+  /** The command that replays it. */
+  readonly replay: string;
+}
+
+/**
+ * timeline.txt: a counterexample a kernel developer reads without the harness' code: what was
+ * violated and what that property means, the setup and operations in kernel terms, the
+ * interleaving diagram with the kernel log inline, and how to replay it. At most `width` columns.
+ */
+export function fmtCounterexampleText(c: CounterexampleText, width = 80): string {
+  const out: string[] = [];
+  const para = (text: string, indent = 0, hang = 2) =>
+    out.push(...wrapText(text, width - indent, hang).map((l) => ' '.repeat(indent) + l));
+  const info = PROPERTIES.find((p) => p.id === c.property);
+  const field = (label: string, text: string) => {
+    const lines = wrapText(text, width - FIELD);
+    out.push(...lines.map((l, i) => (i === 0 ? label.padEnd(FIELD) : ' '.repeat(FIELD)) + l));
+  };
+  para(`atc-harness counterexample ${c.id}`);
+  out.push('');
+  field('variant:', describeVariant(c.variant));
+  field(
+    'property:',
+    `${c.property}${info ? ` (${info.kind}): ${info.summary}` : c.property === 'harness-nondeterminism' ? ': the harness did not replay its own counterexample; a bug in the harness, not in the kernel code' : ''}`,
+  );
+  field('violated:', c.message);
+  field('found:', c.found);
+  field(
+    'shrunk:',
+    `to ${c.shrunk.ops} operation(s) in ${c.shrunk.rounds} round(s) and ${c.shrunk.choices} scheduling choice(s), from ${c.original.ops} in ${c.original.rounds} and ${c.original.choices}`,
+  );
+  const others = c.run.violations.filter((v) => v.property !== c.property);
+  if (others.length > 0) {
+    out.push('also violated in this run:');
+    for (const o of others) para(`${o.property}: ${o.message}`, 2, 2);
+  }
+  out.push('');
+  out.push('setup (each round runs its operations concurrently; a round ends when all is');
+  out.push('quiet: threads done, interrupts taken, work run, hardware idle):');
+  for (const line of fmtScenario(c.scenario).split('\n')) {
+    const indent = line.length - line.trimStart().length;
+    para(line.trimStart(), indent + 2, 4);
+  }
+  out.push('');
+  out.push('timeline: one column per CPU (task context), per CPU interrupt context and for');
+  out.push('the hardware (SMMU, endpoints); time runs down; "! " lines are the kernel log;');
+  out.push('"---- t ----" lines are virtual time advancing.');
+  out.push('');
+  out.push(fmtTimeline(c.run, width));
+  out.push('');
+  out.push('replay (from the repository root):');
+  out.push(...shellLines(c.replay, width, 2));
+  return `${out.map((l) => l.trimEnd()).join('\n')}\n`;
 }

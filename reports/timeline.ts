@@ -112,7 +112,7 @@ export function wrapText(text: string, width: number, indent = 0): string[] {
   return lines;
 }
 
-function logTag(l: LogLine): string {
+export function logTag(l: LogLine): string {
   return l.level === 'err' || l.level === 'WARN' ? `${l.level}: ` : '';
 }
 
@@ -137,7 +137,7 @@ function timeLines(s: TraceStep, lineWidth: number, width: number): string[] {
 // ---- lanes -----------------------------------------------------------------------------------
 
 /** The lane a step belongs in, or null for a time row. */
-function laneOf(s: TraceStep): string | null {
+export function laneOf(s: TraceStep): string | null {
   if (s.kind === 'time') return null;
   if (s.kind === 'agent' || s.cpu < 0) return 'hardware';
   if (s.kind === 'irq' || s.kind === 'irq-entry') return `CPU${s.cpu} irq`;
@@ -145,7 +145,7 @@ function laneOf(s: TraceStep): string | null {
 }
 
 /** Lane order: CPU0, CPU0 irq, CPU1, CPU1 irq, ..., hardware. */
-function laneKey(s: TraceStep): number {
+export function laneKey(s: TraceStep): number {
   if (s.kind === 'agent' || s.cpu < 0) return 1e9;
   return s.cpu * 2 + (s.kind === 'task' ? 0 : 1);
 }
@@ -162,7 +162,7 @@ interface Lane {
 }
 
 /** The default selection: drops noisy labels and a repeated `waits: X` of the same actor. */
-function defaultSelect(trace: readonly TraceStep[]): TraceStep[] {
+export function defaultSelect(trace: readonly TraceStep[]): TraceStep[] {
   const prevLabel = new Map<string, string>();
   const out: TraceStep[] = [];
   for (const s of trace) {
@@ -176,7 +176,8 @@ function defaultSelect(trace: readonly TraceStep[]): TraceStep[] {
   return out;
 }
 
-function byStep<T extends { step: number }>(xs: readonly T[]): T[] {
+/** Sorted by step, stable. */
+export function byStep<T extends { step: number }>(xs: readonly T[]): T[] {
   return xs
     .map((x, i) => ({ x, i }))
     .sort((a, b) => a.x.step - b.x.step || a.i - b.i)
@@ -260,6 +261,36 @@ function ruleLine(widths: readonly number[]): string {
   return ' ' + widths.map((w, i) => '-'.repeat(w + (i > 0 ? 1 : 0) + (i < n - 1 ? 1 : 0))).join('+');
 }
 
+/**
+ * The lane each log line belongs to (same order as `logs`, which must be sorted by step): its
+ * step's lane, else its actor's lane at the time, else its actor's first lane, else its CPU's.
+ */
+export function logLanes(steps: readonly TraceStep[], logs: readonly LogLine[]): string[] {
+  const laneAtStep = new Map<number, string>();
+  const lanes = new Set<string>();
+  for (const s of steps) {
+    const name = laneOf(s);
+    if (name !== null) {
+      laneAtStep.set(s.step, name);
+      lanes.add(name);
+    }
+  }
+  const actorLane = new Map<string, string>();
+  let si = 0;
+  return logs.map((l) => {
+    for (; si < steps.length && steps[si]!.step <= l.step; si++) {
+      const name = laneOf(steps[si]!);
+      if (name !== null) actorLane.set(steps[si]!.actor, name);
+    }
+    return (
+      laneAtStep.get(l.step) ??
+      actorLane.get(l.actor) ??
+      steps.map(laneOf).find((name, i) => name !== null && steps[i]!.actor === l.actor) ??
+      (lanes.has(`CPU${l.cpu}`) ? `CPU${l.cpu}` : `CPU${l.cpu} irq`)
+    );
+  });
+}
+
 // ---- the diagram -----------------------------------------------------------------------------
 
 /**
@@ -332,27 +363,10 @@ export function renderTimeline(
     for (const l of g) groupOf.set(l.name, gi);
   });
 
-  // Which diagram each log line goes with: its step's lane, else its actor's lane at the time.
+  // Which diagram each log line goes with: the one holding its lane.
   const logsOf: LogLine[][] = groups.map(() => []);
-  const laneAtStep = new Map<number, string>();
-  for (const s of steps) {
-    const name = laneOf(s);
-    if (name !== null) laneAtStep.set(s.step, name);
-  }
-  const actorLane = new Map<string, string>();
-  let si = 0;
-  for (const l of logs) {
-    for (; si < steps.length && steps[si]!.step <= l.step; si++) {
-      const name = laneOf(steps[si]!);
-      if (name !== null) actorLane.set(steps[si]!.actor, name);
-    }
-    const lane =
-      laneAtStep.get(l.step) ??
-      actorLane.get(l.actor) ??
-      steps.map(laneOf).find((name, i) => name !== null && steps[i]!.actor === l.actor) ??
-      (lanesByName.has(`CPU${l.cpu}`) ? `CPU${l.cpu}` : `CPU${l.cpu} irq`);
-    logsOf[groupOf.get(lane) ?? 0]!.push(l);
-  }
+  const logLane = logLanes(steps, logs);
+  logs.forEach((l, i) => logsOf[groupOf.get(logLane[i]!) ?? 0]!.push(l));
 
   const out: string[] = [];
   groups.forEach((group, gi) => {

@@ -1,11 +1,14 @@
 /**
  * npm run replay -- PATH [--variant NAME]
  *
+ * PATH is a counterexample file (properties/corpus/*.json, a fuzz report's
+ * violations/<name>/counterexample.json) or a fuzz report's violation folder.
  * Re-runs a counterexample exactly and prints its timeline. `--variant` runs it on another
  * variant (e.g. to show a fix holds). Exit 1 if a violation (of the recorded property, when the
  * file names one) reproduces, 0 if not, 2 on a malformed or incompatible file or bad arguments.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Variant, VariantError } from '../../impl/variants.ts';
 import { fmtScenario, fmtTimeline } from '../../reports/counterexample.ts';
@@ -31,7 +34,10 @@ function main(): number {
     fail(e instanceof Error ? e.message.split('\n')[0]! : String(e));
   }
   if (positionals.length !== 1) fail('give exactly one counterexample file: npm run replay -- PATH');
-  const path = positionals[0]!;
+  const given = positionals[0]!;
+  // A violation folder of a fuzz report stands for its counterexample.json.
+  const path =
+    existsSync(given) && statSync(given).isDirectory() ? join(given, 'counterexample.json') : given;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

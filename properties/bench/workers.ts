@@ -1,0 +1,137 @@
+/**
+ * Worker threads for the benchmark: one per core, each on its own slice of the work. Under tsx
+ * (npm run bench) a worker does not inherit the TypeScript hooks, and on Node 20 `execArgv:
+ * ['--import', 'tsx']` does not reach the worker's entry module either; a one-line bootstrap
+ * registers tsx's ESM hooks in the worker, then imports worker.ts (as properties/engine does).
+ */
+import { Worker } from 'node:worker_threads';
+
+export type WorkerTask =
+  | {
+      readonly task: 'throughput';
+      readonly variant: string;
+      readonly scenarios: number;
+      readonly seed: number;
+      readonly part: number;
+      readonly of: number;
+    }
+  | {
+      readonly task: 'fuzz';
+      readonly variant: string;
+      /** Worker `part` of `of` searches seeds firstSeed + part, firstSeed + part + of, ... */
+      readonly firstSeed: number;
+      readonly part: number;
+      readonly of: number;
+      /** Wall-clock end (Date.now() scale). */
+      readonly until: number;
+    };
+
+export type ToWorker = { readonly type: 'go' };
+
+export type FromWorker =
+  | { readonly type: 'ready'; readonly scenarios: number }
+  | { readonly type: 'pass'; readonly steps: number; readonly ms: number; readonly violating: number }
+  | {
+      readonly type: 'fuzzed';
+      readonly runs: number;
+      readonly steps: number;
+      readonly searches: number;
+      readonly violations: number;
+    };
+
+export function startWorker(task: WorkerTask): Worker {
+  const entry = new URL('./worker.ts', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return new Worker(entry, { workerData: task });
+  const api = import.meta.resolve('tsx/esm/api');
+  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
+  return new Worker(code, { eval: true, workerData: task });
+}
+
+/** The next message of `w`; a worker error or exit rejects. */
+export function nextMessage(w: Worker): Promise<FromWorker> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      w.off('message', onMessage);
+      w.off('error', onError);
+      w.off('exit', onExit);
+    };
+    const onMessage = (m: FromWorker) => {
+      cleanup();
+      resolve(m);
+    };
+    const onError = (e: unknown) => {
+      cleanup();
+      reject(e instanceof Error ? e : new Error(String(e)));
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new Error(`bench worker exited with code ${code}`));
+    };
+    w.on('message', onMessage);
+    w.on('error', onError);
+    w.on('exit', onExit);
+  });
+}
+
+export interface AllCores {
+  readonly workers: number;
+  readonly scenarios: number;
+  readonly steps: number;
+  /** Wall time of the fastest pass, from the start signal to the last worker done. */
+  readonly bestMs: number;
+  readonly passesMs: readonly number[];
+  readonly stepsPerSec: number;
+  readonly scenariosPerSec: number;
+}
+
+/**
+ * Every worker builds the same scenario list and runs its slice (index mod workers): a warm-up
+ * pass when it starts, then one timed pass per start signal. The figure is the fastest pass.
+ */
+export async function measureAllCores(opts: {
+  readonly workers: number;
+  readonly variant: string;
+  readonly scenarios: number;
+  readonly seed: number;
+  readonly passes: number;
+}): Promise<AllCores> {
+  const ws = Array.from({ length: opts.workers }, (_, part) =>
+    startWorker({
+      task: 'throughput',
+      variant: opts.variant,
+      scenarios: opts.scenarios,
+      seed: opts.seed,
+      part,
+      of: opts.workers,
+    }),
+  );
+  try {
+    await Promise.all(ws.map((w) => nextMessage(w)));
+    const passesMs: number[] = [];
+    let steps = 0;
+    let bestMs = Number.POSITIVE_INFINITY;
+    for (let p = 0; p < opts.passes; p++) {
+      const t0 = performance.now();
+      const done = ws.map((w) => nextMessage(w));
+      for (const w of ws) w.postMessage({ type: 'go' } satisfies ToWorker);
+      const results = await Promise.all(done);
+      const ms = performance.now() - t0;
+      passesMs.push(ms);
+      if (ms < bestMs) {
+        bestMs = ms;
+        steps = results.reduce((n, r) => n + (r.type === 'pass' ? r.steps : 0), 0);
+      }
+    }
+    return {
+      workers: opts.workers,
+      scenarios: opts.scenarios,
+      steps,
+      bestMs,
+      passesMs,
+      stepsPerSec: (steps / bestMs) * 1000,
+      scenariosPerSec: (opts.scenarios / bestMs) * 1000,
+    };
+  } finally {
+    await Promise.all(ws.map((w) => w.terminate()));
+  }
+}
