@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { FLAGS, Variant } from '../impl/variants.ts';
 import { runScenario } from './runner.ts';
-import { type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
+import { pctScenarioArb, type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
 
 export interface Detection {
   readonly flag: string;
@@ -25,6 +25,8 @@ export interface Detection {
 
 export interface DetectOptions {
   readonly runs: number;
+  /** Schedules: uniform choice streams (default) or PCT priorities with change points. */
+  readonly strategy?: 'uniform' | 'pct';
   readonly timeMs?: number;
   readonly shrinkTimeMs?: number;
   readonly baseline?: Variant;
@@ -48,10 +50,11 @@ function differential(
 export function detect(flag: string, seed: number, opts: DetectOptions): Detection {
   const flagged = Variant.parse(`v4+${flag}`);
   const baseline = opts.baseline ?? Variant.parse('v4');
+  const arb = opts.strategy === 'pct' ? pctScenarioArb : scenarioArb;
   const t0 = performance.now();
   let runs = 0;
   const search = fc.check(
-    fc.property(scenarioArb, (s) => {
+    fc.property(arb, (s) => {
       runs++;
       return differential(s, flagged, baseline) === null;
     }),
@@ -82,7 +85,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
   const keeps = (s: Scenario) => differential(s, flagged, baseline)?.property === property;
   const t1 = performance.now();
   const shrink = fc.check(
-    fc.property(scenarioArb, (s) => !keeps(s)),
+    fc.property(arb, (s) => !keeps(s)),
     {
       seed,
       path: search.counterexamplePath,
@@ -92,8 +95,10 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     },
   );
   let scenario = shrink.counterexample?.[0] ?? search.counterexample[0];
-  const trimmed: Scenario = { ...scenario, choices: runScenario(scenario, flagged).normalizedChoices };
-  if (keeps(trimmed)) scenario = trimmed;
+  if (!scenario.pct) {
+    const trimmed: Scenario = { ...scenario, choices: runScenario(scenario, flagged).normalizedChoices };
+    if (keeps(trimmed)) scenario = trimmed;
+  }
   return {
     flag,
     seed,

@@ -35,7 +35,12 @@ const topology = z.object({
 });
 
 const scenario = z
-  .object({ topology, rounds: z.array(z.array(op).min(1)), choices: z.array(nat) })
+  .object({
+    topology,
+    rounds: z.array(z.array(op).min(1)),
+    choices: z.array(nat),
+    pct: z.object({ priorities: z.array(nat), changes: z.array(nat) }).optional(),
+  })
   .superRefine((s, ctx) => {
     const t = s.topology;
     const bad = (msg: string) => ctx.addIssue({ code: 'custom', message: msg });

@@ -7,6 +7,7 @@ import { ArrayChoices, type LogLine, type TraceStep, type Violation } from '../i
 import { System } from '../impl/system.ts';
 import type { Variant } from '../impl/variants.ts';
 import { init, type State } from '../model/model.ts';
+import { PctChoices } from './pct.ts';
 import { Observers, propertyRank } from './invariants.ts';
 import { abstraction, checkRound, consts, describeMismatch } from './refinement.ts';
 import type { Scenario } from './scenario.ts';
@@ -61,7 +62,7 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
     if (r?.ok) model = r.state;
     else if (r)
       sys.m.violate('refinement', `after probe: ${describeMismatch(r.impl, r.candidates)}`, 'error');
-    sys.m.setChoices(choices);
+    sys.m.setChoices(s.pct ? new PctChoices(s.pct) : choices);
     let opIndex = 0;
     for (const ops of s.rounds) {
       roundStarts.push(sys.m.stepCount);

@@ -5,11 +5,15 @@
  */
 import fc from 'fast-check';
 import { type Op, PAGING_DOMAINS, type Topology } from '../impl/system.ts';
+import type { PctSchedule } from './pct.ts';
 
 export interface Scenario {
   readonly topology: Topology;
   readonly rounds: readonly (readonly Op[])[];
+  /** The uniform schedule: each choice picks among the enabled actions (see README). */
   readonly choices: readonly number[];
+  /** Or a PCT schedule (then `choices` is empty). */
+  readonly pct?: PctSchedule;
 }
 
 export const MAX_OPS_PER_ROUND = 3;
@@ -86,3 +90,26 @@ export function scenarioSize(s: Scenario): { ops: number; rounds: number; choice
     choices: s.choices.length,
   };
 }
+
+/** Scenarios with a PCT schedule instead of uniform choices: priorities and up to 3 change points. */
+export const pctScenarioArb: fc.Arbitrary<Scenario> = topologyArb.chain((topology) =>
+  fc.record({
+    topology: fc.constant(topology),
+    rounds: fc.array(fc.array(opArb(topology), { minLength: 1, maxLength: MAX_OPS_PER_ROUND }), {
+      minLength: 1,
+      maxLength: 8,
+    }),
+    choices: fc.constant([] as number[]),
+    pct: fc.record({
+      priorities: fc.array(fc.nat(20), { maxLength: 16 }),
+      changes: fc.uniqueArray(fc.nat(400), { maxLength: 3 }),
+    }),
+  }),
+);
+
+export type Strategy = 'uniform' | 'pct';
+export const STRATEGIES: readonly Strategy[] = ['uniform', 'pct'];
+
+/** The scenario arbitrary of a search strategy. */
+export const arbFor = (strategy: Strategy): fc.Arbitrary<Scenario> =>
+  strategy === 'pct' ? pctScenarioArb : scenarioArb;

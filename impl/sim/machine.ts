@@ -113,6 +113,12 @@ export interface ChoiceSource {
    * need not count the alternatives, only find the one the fair default takes.
    */
   exhausted?(): boolean;
+  /**
+   * Optional: pick among the named actors (thread, interrupt or 'time' names, stable from run
+   * to run). A priority schedule (PCT) needs to know who it is choosing between; when defined,
+   * it is used instead of next().
+   */
+  nextAmong?(actors: readonly string[]): number;
 }
 
 export class ArrayChoices implements ChoiceSource {
@@ -396,6 +402,16 @@ export class Machine {
   }
 
   /** Fair default: interrupts first, then hardware, then the least recently run thread, then time. */
+  /** The names of the collected actions, for a choice source that picks by actor. */
+  private actorNames(n: number): string[] {
+    const names: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = this.actCode[i]!;
+      names.push(a === ACT_TIME ? 'time' : a === ACT_THREAD ? this.actThread[i]!.name : this.irqs[a]!.name);
+    }
+    return names;
+  }
+
   private defaultPick(): number {
     let best = -1;
     let bestKey = Number.POSITIVE_INFINITY;
@@ -518,7 +534,12 @@ export class Machine {
       }
       // Something can run, so the round goes on (with no thread or interrupt enabled, time is,
       // and only while some timer is armed).
-      const choice = n === 1 ? 0 : this.choices.next(n);
+      const choice =
+        n === 1
+          ? 0
+          : this.choices.nextAmong
+            ? this.choices.nextAmong(this.actorNames(n))
+            : this.choices.next(n);
       const pick = choice < 0 ? this.defaultPick() : choice;
       if (Machine.pickHook !== null) this.reportPick(pick, lazy ? -1 : n, n === 1 ? null : choice);
       this.perform(pick);

@@ -1,5 +1,6 @@
 /**
- * npm run catalog [-- --json] [--seeds K] [--runs N] [--budget SECONDS] [--flag ID ...]
+ * npm run catalog [-- --json] [--seeds K] [--runs N] [--budget SECONDS] [--strategy uniform|pct|both]
+ *                  [--flag ID ...]
  *
  * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
  * with the generic scenario arbitraries, each until the first such scenario or the budget;
@@ -8,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { FLAGS } from '../../impl/variants.ts';
-import { detect } from '../catalog.ts';
+import { type Detection, detect } from '../catalog.ts';
 import { scenarioSize } from '../scenario.ts';
 import { WITNESSES } from '../witnesses/witnesses.ts';
 
@@ -25,7 +26,14 @@ const median = (xs: number[]): number => {
 };
 
 function main(): number {
-  let values: { json?: boolean; seeds?: string; runs?: string; budget?: string; flag?: string[] };
+  let values: {
+    json?: boolean;
+    seeds?: string;
+    runs?: string;
+    budget?: string;
+    strategy?: string;
+    flag?: string[];
+  };
   try {
     ({ values } = parseArgs({
       args: process.argv.slice(2),
@@ -35,6 +43,7 @@ function main(): number {
         seeds: { type: 'string' },
         runs: { type: 'string' },
         budget: { type: 'string' },
+        strategy: { type: 'string' },
         flag: { type: 'string', multiple: true },
       },
     }));
@@ -49,11 +58,21 @@ function main(): number {
   const seeds = num('seeds', values.seeds, 10);
   const runs = num('runs', values.runs, 5000);
   const budgetMs = num('budget', values.budget, 30) * 1000;
+  const strategy = values.strategy ?? 'both';
+  if (!['uniform', 'pct', 'both'].includes(strategy))
+    fail(`unknown --strategy '${strategy}' (known: uniform, pct, both)`);
   const ids = values.flag ?? FLAGS.map((f) => f.id);
   for (const id of ids) if (!FLAGS.some((f) => f.id === id)) fail(`unknown flag '${id}'`);
 
   const entries = ids.map((id) => {
-    const ds = Array.from({ length: seeds }, (_, i) => detect(id, i + 1, { runs, timeMs: budgetMs }));
+    // With both strategies, a seed counts when either finds the row (uniform first).
+    const one = (seed: number): Detection => {
+      if (strategy !== 'both')
+        return detect(id, seed, { runs, timeMs: budgetMs, strategy: strategy as 'uniform' | 'pct' });
+      const u = detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'uniform' });
+      return u.detected ? u : detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'pct' });
+    };
+    const ds = Array.from({ length: seeds }, (_, i) => one(i + 1));
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
     const w = WITNESSES.find((x) => x.flag === id);
@@ -96,7 +115,9 @@ function main(): number {
         .trimEnd();
     process.stdout.write(`${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
     for (const r of rows) process.stdout.write(`${line(r)}\n`);
-    process.stdout.write(`\n${seeds} seeds per row, ${runs} runs or ${budgetMs / 1000} s per seed\n`);
+    process.stdout.write(
+      `\n${seeds} seeds per row, ${runs} runs or ${budgetMs / 1000} s per seed, strategy ${strategy}\n`,
+    );
   }
   return entries.every((e) => e.detected) ? 0 : 1;
 }

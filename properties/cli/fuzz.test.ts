@@ -52,7 +52,6 @@ describe('npm run fuzz', () => {
     [['--shard', '0/4'], /--shard 0\/4: i must be 1\.\.4/],
     [['--shard', '3/2'], /i must be 1\.\.2/],
     [['--shard', 'two'], /--shard takes i\/N/],
-    [['--strategy', 'pct'], /--strategy pct is not implemented yet/],
     [['--strategy', 'random'], /unknown --strategy 'random'/],
     [['--workers', '0'], /--workers takes a whole number >= 1/],
     [['--time', '0'], /--time takes a whole number >= 1/],
@@ -75,6 +74,25 @@ describe('npm run fuzz', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/is not empty/);
     expect(readdirSync(out)).toEqual(['keep.txt']);
+  });
+
+  test('--strategy pct searches PCT schedules and finds a flag', () => {
+    const r = fuzz(
+      '--variant',
+      'v4+probe-blocks-iommu',
+      '--strategy',
+      'pct',
+      '--runs',
+      '300',
+      '--seed',
+      '1',
+      '--workers',
+      '1',
+      '--json',
+    );
+    expect(r.code).toBe(1);
+    const last = JSON.parse(r.out.trim().split('\n').at(-1)!);
+    expect(last.violation.scenario.pct).toBeDefined();
   });
 
   test('--list-variants lists the presets and flags', () => {

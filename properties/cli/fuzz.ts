@@ -1,6 +1,6 @@
 /**
  * npm run fuzz -- --variant NAME (--runs N | --time SECONDS) [--seed S] [--workers N]
- *                 [--shard i/N] [--strategy uniform] [--keep-going] [--out DIR] [--save-corpus]
+ *                 [--shard i/N] [--strategy uniform|pct] [--keep-going] [--out DIR] [--save-corpus]
  *                 [--corpus DIR] [--shrink-time SECONDS] [--json]
  *
  * Runs random scenarios until the first violation (or, with --keep-going, until the budget),
@@ -27,6 +27,7 @@ import { Control } from '../engine/jobs.ts';
 import { type Executor, InProcess, WorkerPool } from '../engine/pool.ts';
 import { parseShard, type Shard, ShardError, shardSeed, WHOLE } from '../engine/seeds.ts';
 import { Progress } from './progress.ts';
+import { STRATEGIES, type Strategy } from '../scenario.ts';
 
 class UsageError extends Error {}
 
@@ -63,6 +64,7 @@ interface Args {
   readonly workers: number;
   readonly shard: Shard;
   readonly keepGoing: boolean;
+  readonly strategy: Strategy;
   readonly saveCorpus: boolean;
   /** The corpus folder (absolute): what is known, and where --save-corpus adds. */
   readonly corpus: string;
@@ -128,11 +130,9 @@ function validate(values: ReturnType<typeof parse>['values']): Args {
   const shrinkTime = intArg('shrink-time', values['shrink-time'], 1) ?? 60;
   if (runs !== undefined && time !== undefined) throw new UsageError('give --runs or --time, not both');
   const strategy = values.strategy ?? 'uniform';
-  if (strategy === 'pct')
-    throw new UsageError(
-      "--strategy pct is not implemented yet: only 'uniform' (fast-check's random scenarios and choice streams) is",
-    );
-  if (strategy !== 'uniform') throw new UsageError(`unknown --strategy '${strategy}' (known: uniform)`);
+  if (!STRATEGIES.includes(strategy as Strategy)) {
+    throw new UsageError(`unknown --strategy '${strategy}' (known: ${STRATEGIES.join(', ')})`);
+  }
   if (runs === undefined && time === undefined) time = 60;
   // A fresh seed only when none is given; it is printed first so the run can be repeated.
   const seed = given ?? (Date.now() ^ (process.pid << 16)) >>> 0;
@@ -169,6 +169,7 @@ function validate(values: ReturnType<typeof parse>['values']): Args {
     workers,
     shard,
     keepGoing: values['keep-going'] ?? false,
+    strategy: strategy as Strategy,
     saveCorpus: values['save-corpus'] ?? false,
     corpus: corpusDir,
     shrinkTime,
@@ -264,7 +265,7 @@ async function main(): Promise<number> {
     dir: args.out,
     displayDir: args.displayOut,
     variant: variant.name,
-    strategy: 'uniform',
+    strategy: args.strategy,
     seed: args.seed,
     streamSeed,
     shard,
@@ -291,6 +292,7 @@ async function main(): Promise<number> {
       timeMs: args.time !== undefined ? args.time * 1000 : undefined,
       keepGoing: args.keepGoing,
       shrinkTimeMs: args.shrinkTime * 1000,
+      strategy: args.strategy,
     },
     executor,
     ctl,

@@ -21,7 +21,7 @@ import type { Variant } from '../../impl/variants.ts';
 import { parseCounterexample } from '../counterexample-file.ts';
 import { conformanceStopAt, violates } from '../fuzz.ts';
 import { type RunResult, runScenario } from '../runner.ts';
-import { type Scenario, scenarioArb } from '../scenario.ts';
+import { arbFor, type Scenario, type Strategy } from '../scenario.ts';
 import type { Control, Found, Job, JobEvent, ShrinkResult } from './jobs.ts';
 import type { Executor, Outcome } from './pool.ts';
 import { blockAt, type Shard, shardSeed } from './seeds.ts';
@@ -38,6 +38,8 @@ const CRASH_ALLOWANCE = 3;
 
 export interface EngineSpec {
   readonly variant: Variant;
+  /** Schedules: uniform choice streams, or PCT priorities (default uniform). */
+  readonly strategy?: Strategy;
   readonly seed: number;
   readonly shard: Shard;
   readonly runs?: number;
@@ -297,6 +299,7 @@ export class Engine {
     const job: Job = {
       kind: 'search',
       variant: this.spec.variant.name,
+      strategy: this.spec.strategy ?? 'uniform',
       seed: this.streamSeed,
       start,
       size,
@@ -446,6 +449,7 @@ export class Engine {
     const job: Job = {
       kind: 'shrink',
       variant: this.spec.variant.name,
+      strategy: this.spec.strategy ?? 'uniform',
       seed: this.streamSeed,
       index: c.found.ordinal,
       property: c.found.property,
@@ -468,7 +472,7 @@ export class Engine {
           runsLost: 0,
         });
         // Report it unshrunk: regenerate the scenario here.
-        const original = fc.sample(scenarioArb, {
+        const original = fc.sample(arbFor(this.spec.strategy ?? 'uniform'), {
           seed: this.streamSeed,
           path: String(c.found.ordinal),
           numRuns: 1,

@@ -14,11 +14,12 @@ import { Variant } from '../../impl/variants.ts';
 import { finishShrink, violates } from '../fuzz.ts';
 import { isSafety } from '../invariants.ts';
 import { runScenario } from '../runner.ts';
-import { type Scenario, scenarioArb } from '../scenario.ts';
+import { arbFor, type Scenario, type Strategy } from '../scenario.ts';
 
 export interface SearchJob {
   readonly kind: 'search';
   readonly variant: string;
+  readonly strategy: Strategy;
   /** The shard's stream seed. */
   readonly seed: number;
   readonly start: number;
@@ -32,6 +33,7 @@ export interface SearchJob {
 export interface ShrinkJob {
   readonly kind: 'shrink';
   readonly variant: string;
+  readonly strategy: Strategy;
   readonly seed: number;
   /** The stream position of the violating scenario. */
   readonly index: number;
@@ -167,7 +169,7 @@ async function runSearch(
   let lastProgress = lastYield;
   const progressMs = opts.progressMs ?? 200;
   const search = await fc.check(
-    fc.asyncProperty(scenarioArb, async (s) => {
+    fc.asyncProperty(arbFor(job.strategy), async (s) => {
       const ordinal = job.start + done;
       if (Date.now() - lastYield >= opts.yieldMs) {
         await yieldToLoop();
@@ -224,7 +226,7 @@ async function runShrink(job: ShrinkJob, ctl: Control, opts: RunOptions): Promis
   const t0 = performance.now();
   const v = Variant.parse(job.variant);
   const path = String(job.index);
-  const original = fc.sample(scenarioArb, { seed: job.seed, path, numRuns: 1 })[0]!;
+  const original = fc.sample(arbFor(job.strategy), { seed: job.seed, path, numRuns: 1 })[0]!;
   const reproduced = violates(runScenario(original, v), job.property);
   let shrinkRuns = 0;
   let complete = true;
@@ -232,7 +234,7 @@ async function runShrink(job: ShrinkJob, ctl: Control, opts: RunOptions): Promis
   if (reproduced && !ctl.interrupted()) {
     let lastYield = Date.now();
     const shrink = await fc.check(
-      fc.asyncProperty(scenarioArb, async (s) => {
+      fc.asyncProperty(arbFor(job.strategy), async (s) => {
         if (Date.now() - lastYield >= opts.yieldMs) {
           await yieldToLoop();
           lastYield = Date.now();
