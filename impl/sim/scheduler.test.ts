@@ -10,7 +10,7 @@ import { fc, test } from '@fast-check/vitest';
 import { afterEach, describe, expect } from 'vitest';
 import { listVariants, Variant } from '../variants.ts';
 import { runScenario } from '../../properties/runner.ts';
-import { scenarioArb } from '../../properties/scenario.ts';
+import { pctScenarioArb, scenarioArb } from '../../properties/scenario.ts';
 import { ArrayChoices, Machine, type Pick, type Proc, type Thread, Wait } from './machine.ts';
 import { localIrqRestore, localIrqSave, Mutex, msleep, SpinLock, sleepUntil, spinUntil } from './sync.ts';
 
@@ -299,7 +299,8 @@ describe('scheduler against the reference', () => {
   });
 
   const variants = fc.constantFrom(...listVariants());
-  test.prop([scenarioArb, variants], { numRuns: 60 })('harness scenarios under every variant', (s, name) => {
+  const scenarios = fc.oneof(scenarioArb, pctScenarioArb);
+  test.prop([scenarios, variants], { numRuns: 80 })('harness scenarios under every variant', (s, name) => {
     const stats = checkEveryPick();
     const r = runScenario(s, Variant.parse(name));
     expect(stats.picks).toBe(r.steps);

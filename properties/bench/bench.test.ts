@@ -59,12 +59,15 @@ describe('npm run bench -- --quick --json', () => {
     }
     expect(result.allCores.workers).toBeGreaterThan(0);
     expect(result.mix.scenariosUsed).toBeGreaterThan(0);
-    expect(result.detection.strategies).toEqual({ uniform: 'measured', pct: 'not implemented' });
+    expect(result.detection.strategies).toEqual({ uniform: 'measured', pct: 'measured' });
     expect(result.detection.rows.length).toBeGreaterThan(0);
     for (const row of result.detection.rows) {
-      for (const f of [row.fuzz, row.differential]) {
-        expect(f.runs).toHaveLength(row.seeds);
-        if (f.medianMs !== null) expect(f.medianMs).toBeGreaterThanOrEqual(0);
+      for (const strategy of ['uniform', 'pct'] as const) {
+        const searches = row.strategies[strategy]!;
+        for (const f of [searches.fuzz, searches.differential]) {
+          expect(f.runs).toHaveLength(row.seeds);
+          if (f.medianMs !== null) expect(f.medianMs).toBeGreaterThanOrEqual(0);
+        }
       }
     }
     expect(result.targets.map((t) => typeof t.met)).toEqual(result.targets.map(() => 'boolean'));
@@ -93,6 +96,7 @@ describe('npm run bench: bad input', () => {
   test.each([
     [['--runs', 'many'], /--runs takes a whole number/],
     [['--rows', 'no-such-row'], /unknown catalog row 'no-such-row'/],
+    [['--strategies', 'uniform,dfs'], /unknown strategy 'dfs'/],
     [['--baseline', '/nonexistent/file.json'], /cannot read --baseline/],
     [['--frobnicate'], /Unknown option '--frobnicate'/],
   ])('%j: one line, exit 2, nothing on stdout', (args, msg) => {

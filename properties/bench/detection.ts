@@ -1,6 +1,7 @@
 /**
  * Time to first violation per catalog row, on the calling thread, from several seeds with a runs
- * budget; and the time the shrink took. Only the uniform strategy exists. Two searches per seed:
+ * budget; and the time the shrink took. Per search strategy (uniform choice streams, PCT
+ * priority schedules: properties/scenario.ts arbFor), two searches per seed:
  *
  * - fuzz(): what `npm run fuzz -- --variant v4+FLAG` does. It stops at the first violation,
  *   which may be one of v4's own findings rather than the row's bug; `own` counts the seeds whose
@@ -12,6 +13,7 @@ import { Variant } from '../../impl/variants.ts';
 import { detect } from '../catalog.ts';
 import { fuzz } from '../fuzz.ts';
 import { runScenario } from '../runner.ts';
+import { arbFor, type Strategy } from '../scenario.ts';
 import { finiteOrNull, median, quantile } from './stats.ts';
 
 export interface SeedRun {
@@ -41,11 +43,17 @@ export interface Figures {
   readonly runs: readonly SeedRun[];
 }
 
+/** The two searches of one strategy. */
+export interface Searches {
+  readonly fuzz: Figures;
+  readonly differential: Figures;
+}
+
 export interface Row {
   readonly flag: string;
   readonly seeds: number;
-  readonly fuzz: Figures;
-  readonly differential: Figures;
+  /** Per strategy measured (see DetectionOptions.strategies). */
+  readonly strategies: Partial<Record<Strategy, Searches>>;
 }
 
 function figures(runs: readonly SeedRun[]): Figures {
@@ -82,12 +90,13 @@ export interface DetectionOptions {
   readonly shrinkTimeMs: number;
 }
 
-export function fuzzRun(flag: string, seed: number, opts: DetectionOptions): SeedRun {
+export function fuzzRun(flag: string, seed: number, strategy: Strategy, opts: DetectionOptions): SeedRun {
   const r = fuzz({
     variant: Variant.parse(`v4+${flag}`),
     seed,
     runs: opts.runs,
     shrinkTimeMs: opts.shrinkTimeMs,
+    arbitrary: arbFor(strategy),
   });
   const found = r.violation;
   if (found === null) return { seed, ms: null, runs: r.runs, shrinkMs: null, property: null, own: false };
@@ -101,8 +110,13 @@ export function fuzzRun(flag: string, seed: number, opts: DetectionOptions): See
   };
 }
 
-export function differentialRun(flag: string, seed: number, opts: DetectionOptions): SeedRun {
-  const d = detect(flag, seed, { runs: opts.runs, shrinkTimeMs: opts.shrinkTimeMs });
+export function differentialRun(
+  flag: string,
+  seed: number,
+  strategy: Strategy,
+  opts: DetectionOptions,
+): SeedRun {
+  const d = detect(flag, seed, { runs: opts.runs, shrinkTimeMs: opts.shrinkTimeMs, strategy });
   if (!d.detected) return { seed, ms: null, runs: d.runs, shrinkMs: null, property: null, own: false };
   return {
     seed,
@@ -114,17 +128,34 @@ export function differentialRun(flag: string, seed: number, opts: DetectionOptio
   };
 }
 
-export function measureRow(flag: string, seeds: readonly number[], opts: DetectionOptions): Row {
-  return {
-    flag,
-    seeds: seeds.length,
-    fuzz: figures(seeds.map((seed) => fuzzRun(flag, seed, opts))),
-    differential: figures(seeds.map((seed) => differentialRun(flag, seed, opts))),
-  };
+export function measureRow(
+  flag: string,
+  seeds: readonly number[],
+  strategies: readonly Strategy[],
+  opts: DetectionOptions,
+): Row {
+  const per: Partial<Record<Strategy, Searches>> = {};
+  for (const st of strategies) {
+    per[st] = {
+      fuzz: figures(seeds.map((seed) => fuzzRun(flag, seed, st, opts))),
+      differential: figures(seeds.map((seed) => differentialRun(flag, seed, st, opts))),
+    };
+  }
+  return { flag, seeds: seeds.length, strategies: per };
 }
 
-/** The slowest row median, or null when some row's median is "not found". */
-export function worstMedian(rows: readonly Row[], which: 'fuzz' | 'differential'): number | null {
-  const medians = rows.map((r) => r[which].medianMs);
-  return medians.some((x) => x === null) ? null : Math.max(0, ...(medians as number[]));
+/**
+ * The slowest row median of one search, taking for each row the faster of the strategies
+ * measured (a row counts as found when either finds it); null when some row is not found.
+ */
+export function worstMedian(rows: readonly Row[], which: keyof Searches): number | null {
+  let worst = 0;
+  for (const row of rows) {
+    const medians = Object.values(row.strategies)
+      .map((s) => s[which].medianMs)
+      .filter((x): x is number => x !== null);
+    if (medians.length === 0) return null;
+    worst = Math.max(worst, Math.min(...medians));
+  }
+  return worst;
 }

@@ -1,5 +1,5 @@
 /** The benchmark's result object (--json), its table, its targets and the baseline comparison. */
-import type { Row } from './detection.ts';
+import type { Figures, Row } from './detection.ts';
 import type { MemoryFigures } from './memory.ts';
 import type { STANDARD_MIX } from './mix.ts';
 import { round } from './stats.ts';
@@ -40,11 +40,15 @@ export interface BenchResult {
     readonly overhead: number;
   };
   readonly detection: {
-    readonly strategies: { readonly uniform: 'measured'; readonly pct: 'not implemented' };
+    /** Which search strategies were measured (--strategies). */
+    readonly strategies: Readonly<Record<string, 'measured' | 'not measured'>>;
     readonly seeds: readonly number[];
     readonly runsBudget: number;
     readonly shrinkTimeMs: number;
-    /** The slowest row median of each search (null: some row's median is "not found"). */
+    /**
+     * The slowest row median of each search, each row by its faster strategy (null: some row's
+     * median is "not found" under every strategy).
+     */
     readonly worstMedianMs: { readonly fuzz: number | null; readonly differential: number | null };
     readonly rows: readonly Row[];
   };
@@ -147,41 +151,53 @@ export function formatText(r: BenchResult): string {
   );
   out.push('');
   const d = r.detection;
+  const measured = Object.keys(d.strategies).filter((k) => d.strategies[k] === 'measured');
   out.push(
-    `time to first violation per catalog row (uniform strategy; pct: not implemented), ${d.seeds.length} seeds, ` +
-      `budget ${int(d.runsBudget)} runs, shrink capped at ${int(d.shrinkTimeMs)} ms:`,
+    `time to first violation per catalog row, ${d.seeds.length} seeds, budget ${int(d.runsBudget)} runs, ` +
+      `shrink capped at ${int(d.shrinkTimeMs)} ms; strategies: ${Object.entries(d.strategies)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
   );
-  const shrink = (f: Row['fuzz']) =>
+  const shrink = (f: Figures) =>
     f.shrinkMedianMs === null ? '-' : `${int(f.shrinkMedianMs)}/${int(f.shrinkP90Ms ?? 0)}`;
-  out.push(
-    table([
-      ['', 'fuzz()', '', '', '', '', "row's own bug", '', '', ''],
-      [
-        'catalog row',
-        'found',
-        'median',
-        'p90',
-        'shrink med/p90',
-        'own',
-        'found',
-        'median',
-        'p90',
-        'shrink med/p90',
-      ],
-      ...d.rows.map((row) => [
-        row.flag,
-        `${row.fuzz.found}/${row.seeds}`,
-        ms(row.fuzz.medianMs),
-        ms(row.fuzz.p90Ms),
-        shrink(row.fuzz),
-        `${row.fuzz.own}/${row.seeds}`,
-        `${row.differential.found}/${row.seeds}`,
-        ms(row.differential.medianMs),
-        ms(row.differential.p90Ms),
-        shrink(row.differential),
+  for (const strategy of measured) {
+    out.push(`strategy ${strategy}:`);
+    out.push(
+      table([
+        ['', 'fuzz()', '', '', '', '', "row's own bug", '', '', ''],
+        [
+          'catalog row',
+          'found',
+          'median',
+          'p90',
+          'shrink med/p90',
+          'own',
+          'found',
+          'median',
+          'p90',
+          'shrink med/p90',
+        ],
+        ...d.rows.flatMap((row) => {
+          const x = row.strategies[strategy as keyof Row['strategies']];
+          if (x === undefined) return [];
+          return [
+            [
+              row.flag,
+              `${x.fuzz.found}/${row.seeds}`,
+              ms(x.fuzz.medianMs),
+              ms(x.fuzz.p90Ms),
+              shrink(x.fuzz),
+              `${x.fuzz.own}/${row.seeds}`,
+              `${x.differential.found}/${row.seeds}`,
+              ms(x.differential.medianMs),
+              ms(x.differential.p90Ms),
+              shrink(x.differential),
+            ],
+          ];
+        }),
       ]),
-    ]),
-  );
+    );
+  }
   out.push(
     "  fuzz(): npm run fuzz under v4+FLAG, which stops at the first violation, possibly one of v4's own;" +
       ' own: its shrunk counterexample passes under v4.',
@@ -242,18 +258,22 @@ function figures(r: BenchResult, other: BenchResult): Figure[] {
   const flags = new Set([...r.detection.rows, ...other.detection.rows].map((row) => row.flag));
   for (const flag of flags) {
     const row = (x: BenchResult) => x.detection.rows.find((y) => y.flag === flag);
-    for (const which of ['fuzz', 'differential'] as const) {
-      const tag = which === 'fuzz' ? 'fuzz' : 'own bug';
-      list.push({
-        name: `${flag} ${tag}: median ms`,
-        better: 'lower',
-        get: (x) => row(x)?.[which].medianMs ?? null,
-      });
-      list.push({
-        name: `${flag} ${tag}: shrink median ms`,
-        better: 'lower',
-        get: (x) => row(x)?.[which].shrinkMedianMs ?? null,
-      });
+    for (const strategy of ['uniform', 'pct'] as const) {
+      for (const which of ['fuzz', 'differential'] as const) {
+        const tag = `${strategy} ${which === 'fuzz' ? 'fuzz' : 'own bug'}`;
+        // An output from before both strategies were measured has no `strategies`: no figure.
+        const get = (x: BenchResult) => row(x)?.strategies?.[strategy]?.[which];
+        list.push({
+          name: `${flag} ${tag}: median ms`,
+          better: 'lower',
+          get: (x) => get(x)?.medianMs ?? null,
+        });
+        list.push({
+          name: `${flag} ${tag}: shrink median ms`,
+          better: 'lower',
+          get: (x) => get(x)?.shrinkMedianMs ?? null,
+        });
+      }
     }
   }
   return list;

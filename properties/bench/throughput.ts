@@ -52,7 +52,8 @@ export function summarize(scenarios: number, passes: readonly Pass[]): Throughpu
 
 /**
  * With and without the observers, alternating passes so that both see the same conditions
- * (after one warm-up pass of each, which is not counted).
+ * (after one warm-up pass of each, which is not counted). The figure of each is its fastest
+ * pass: the one least disturbed by whatever else the machine was doing.
  */
 export function measureSingleCore(
   list: readonly Scenario[],

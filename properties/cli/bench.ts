@@ -1,6 +1,6 @@
 /**
- * npm run bench [-- --json] [--quick] [--baseline FILE] [--rows FLAG,...] [--seeds N] [--runs N]
- *                           [--memory-seconds N] [--workers N]
+ * npm run bench [-- --json] [--quick] [--baseline FILE] [--rows FLAG,...] [--strategies S,...]
+ *                           [--seeds N] [--runs N] [--memory-seconds N] [--workers N]
  *
  * How fast the harness searches and what it costs, on the standard scenario mix
  * (properties/bench/mix.ts) with fixed seeds: simulated steps and scenarios per second on one core
@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { FLAGS, Variant } from '../../impl/variants.ts';
+import { STRATEGIES, type Strategy } from '../scenario.ts';
 import { measureRow, type Row, worstMedian } from '../bench/detection.ts';
 import { measureMemory } from '../bench/memory.ts';
 import { STANDARD_MIX, standardScenarios } from '../bench/mix.ts';
@@ -52,6 +53,7 @@ function parse() {
       quick: { type: 'boolean' },
       baseline: { type: 'string' },
       rows: { type: 'string' },
+      strategies: { type: 'string' },
       seeds: { type: 'string' },
       runs: { type: 'string' },
       'memory-seconds': { type: 'string' },
@@ -65,6 +67,7 @@ interface Settings {
   readonly quick: boolean;
   readonly baseline: BenchResult | null;
   readonly rows: readonly string[];
+  readonly strategies: readonly Strategy[];
   readonly seeds: readonly number[];
   readonly runs: number;
   readonly shrinkTimeMs: number;
@@ -91,6 +94,11 @@ function settings(): Settings {
     for (const r of rows) {
       if (!known.includes(r)) throw new UsageError(`unknown catalog row '${r}' (known: ${known.join(', ')})`);
     }
+    const strategies = a.strategies === undefined ? STRATEGIES : a.strategies.split(',');
+    for (const x of strategies) {
+      if (!(STRATEGIES as readonly string[]).includes(x))
+        throw new UsageError(`unknown strategy '${x}' (known: ${STRATEGIES.join(', ')})`);
+    }
     const nSeeds = intArg('seeds', a.seeds, 1) ?? (quick ? 2 : 10);
     let baseline: BenchResult | null = null;
     if (a.baseline !== undefined) {
@@ -116,13 +124,14 @@ function settings(): Settings {
       quick,
       baseline,
       rows,
+      strategies: strategies as Strategy[],
       seeds: Array.from({ length: nSeeds }, (_, i) => i + 1),
       runs: intArg('runs', a.runs, 1) ?? (quick ? 300 : 3000),
       shrinkTimeMs: quick ? 2_000 : 30_000,
       memorySeconds: intArg('memory-seconds', a['memory-seconds'], 1) ?? (quick ? 3 : 60),
       workers: intArg('workers', a.workers, 1) ?? os.availableParallelism(),
       scenarios: quick ? 200 : STANDARD_MIX.scenarios,
-      passes: quick ? 1 : 3,
+      passes: quick ? 1 : 5,
     };
   } catch (e) {
     if (e instanceof UsageError) fail(e.message);
@@ -168,8 +177,10 @@ async function main(): Promise<number> {
 
   const rows: Row[] = [];
   for (const flag of st.rows) {
-    progress(`time to first violation: v4+${flag}, ${st.seeds.length} seed(s)`);
-    rows.push(measureRow(flag, st.seeds, { runs: st.runs, shrinkTimeMs: st.shrinkTimeMs }));
+    progress(
+      `time to first violation: v4+${flag}, ${st.seeds.length} seed(s), ${st.strategies.join(' and ')}`,
+    );
+    rows.push(measureRow(flag, st.seeds, st.strategies, { runs: st.runs, shrinkTimeMs: st.shrinkTimeMs }));
   }
 
   progress(`memory: ${st.memorySeconds} s fuzz of ${THROUGHPUT_VARIANT} on ${st.workers} worker(s)`);
@@ -196,7 +207,9 @@ async function main(): Promise<number> {
       overhead: single.off.stepsPerSec / single.on.stepsPerSec,
     },
     detection: {
-      strategies: { uniform: 'measured', pct: 'not implemented' },
+      strategies: Object.fromEntries(
+        STRATEGIES.map((x) => [x, st.strategies.includes(x) ? 'measured' : 'not measured']),
+      ),
       seeds: st.seeds,
       runsBudget: st.runs,
       shrinkTimeMs: st.shrinkTimeMs,
