@@ -72,13 +72,17 @@ export function opArb(t: Topology): fc.Arbitrary<Op> {
   );
 }
 
+/** 1–8 rounds of 1–3 concurrent operations. */
+const roundsArb = (t: Topology): fc.Arbitrary<Op[][]> =>
+  fc.array(fc.array(opArb(t), { minLength: 1, maxLength: MAX_OPS_PER_ROUND }), {
+    minLength: 1,
+    maxLength: 8,
+  });
+
 export const scenarioArb: fc.Arbitrary<Scenario> = topologyArb.chain((topology) =>
   fc.record({
     topology: fc.constant(topology),
-    rounds: fc.array(fc.array(opArb(topology), { minLength: 1, maxLength: MAX_OPS_PER_ROUND }), {
-      minLength: 1,
-      maxLength: 8,
-    }),
+    rounds: roundsArb(topology),
     choices: fc.array(fc.nat(7), { maxLength: 300 }),
   }),
 );
@@ -95,10 +99,7 @@ export function scenarioSize(s: Scenario): { ops: number; rounds: number; choice
 export const pctScenarioArb: fc.Arbitrary<Scenario> = topologyArb.chain((topology) =>
   fc.record({
     topology: fc.constant(topology),
-    rounds: fc.array(fc.array(opArb(topology), { minLength: 1, maxLength: MAX_OPS_PER_ROUND }), {
-      minLength: 1,
-      maxLength: 8,
-    }),
+    rounds: roundsArb(topology),
     choices: fc.constant([] as number[]),
     pct: fc.record({
       priorities: fc.array(fc.nat(20), { maxLength: 16 }),
