@@ -181,37 +181,40 @@ export class System {
     return this.m.runRound();
   }
 
+  /** Starts one operation. A plain switch: this runs for every operation of every scenario. */
   start(op: Op, i: number): void {
     const { m, k } = this;
-    match(op)
-      .with({ kind: 'map' }, (o) => m.spawn(`map#${i}`, o.cpu, iommuMap(k, k.domains[o.domain]!, o.iova)))
-      .with({ kind: 'unmap' }, (o) =>
-        m.spawn(`unmap#${i}`, o.cpu, iommuUnmap(k, k.domains[o.domain]!, o.iova)),
-      )
-      .with({ kind: 'attach' }, (o) =>
+    switch (op.kind) {
+      case 'map':
+        m.spawn(`map#${i}`, op.cpu, iommuMap(k, k.domains[op.domain]!, op.iova));
+        return;
+      case 'unmap':
+        m.spawn(`unmap#${i}`, op.cpu, iommuUnmap(k, k.domains[op.domain]!, op.iova));
+        return;
+      case 'attach':
         // The group outlives its removed devices: attaching it then attaches no one.
-        m.spawn(`attach#${i}`, o.cpu, iommuAttachGroup(k, k.domains[o.domain]!, k.groups[o.dev]!)),
-      )
-      .with({ kind: 'reset' }, (o) =>
-        m.spawn(`reset#${i}`, o.cpu, pciResetFunction(k, k.pdevs[o.dev]!, o.outcome)),
-      )
-      .with({ kind: 'dma' }, (o) => m.agent(`dma#${i}`, this.eps[o.dev]!.dma(o.iova), { daemon: false }))
-      .with({ kind: 'probe' }, (o) => m.spawn(`probe#${i}`, o.cpu, pciProbeResetMethods(k, k.pdevs[o.dev]!)))
-      .with({ kind: 'unplug' }, (o) =>
-        m.spawn(`unplug#${i}`, o.cpu, pciStopAndRemoveBusDevice(k, k.pdevs[o.dev]!)),
-      )
-      .with({ kind: 'hang' }, (o) => {
-        const ep = this.eps[o.dev]!;
-        m.agent(
-          `hang#${i}`,
-          (function* (): Proc {
-            ep.hang();
-            yield `EP${o.dev} hangs: stops answering invalidations`;
-          })(),
-          { daemon: false },
-        );
-      })
-      .exhaustive();
+        m.spawn(`attach#${i}`, op.cpu, iommuAttachGroup(k, k.domains[op.domain]!, k.groups[op.dev]!));
+        return;
+      case 'reset':
+        m.spawn(`reset#${i}`, op.cpu, pciResetFunction(k, k.pdevs[op.dev]!, op.outcome));
+        return;
+      case 'dma':
+        m.agent(`dma#${i}`, this.eps[op.dev]!.dma(op.iova), { daemon: false });
+        return;
+      case 'probe':
+        m.spawn(`probe#${i}`, op.cpu, pciProbeResetMethods(k, k.pdevs[op.dev]!));
+        return;
+      case 'unplug':
+        m.spawn(`unplug#${i}`, op.cpu, pciStopAndRemoveBusDevice(k, k.pdevs[op.dev]!));
+        return;
+      case 'hang':
+        m.agent(`hang#${i}`, hangProc(this.eps[op.dev]!), { daemon: false });
+        return;
+      default: {
+        const unknown: never = op;
+        throw new Error(`unknown operation ${JSON.stringify(unknown)}`);
+      }
+    }
   }
 
   runRound(ops: readonly Op[], firstIndex: number): 'quiescent' | 'violation' {
@@ -220,4 +223,10 @@ export class System {
     });
     return this.m.runRound();
   }
+}
+
+/** The hang operation: the endpoint stops answering invalidations, in one step. */
+function* hangProc(ep: Endpoint): Proc {
+  ep.hang();
+  yield `EP${ep.dev} hangs: stops answering invalidations`;
 }

@@ -242,7 +242,8 @@ export class Observers {
     const { k, m } = this.sys;
     for (const g of k.groups) {
       if (g.mutex.held()) continue;
-      const blocked = g.devices.filter((x) => x.blocked !== BLOCKED_NO).length;
+      let blocked = 0;
+      for (const x of g.devices) if (x.blocked !== BLOCKED_NO) blocked++;
       if (g.recoveryCnt !== blocked) {
         m.violate(
           'recovery-cnt-matches',

@@ -136,12 +136,15 @@ export class HwCmdq {
             }
             this.timedOut = [];
           }
-          const pending = () => this.outstanding.filter((o) => !o.done);
-          if (pending().length > 0) {
-            const deadline = Math.min(...pending().map((o) => o.sentAt)) + this.smmu.atcTimeoutUs;
-            yield new Wait(() => pending().length === 0, deadline, true, 'ATC invalidation completions');
-            if (pending().length > 0 && m.now >= deadline) {
-              const late = pending().filter((o) => o.sentAt + this.smmu.atcTimeoutUs <= m.now);
+          if (this.anyPending()) {
+            let oldest = Number.POSITIVE_INFINITY;
+            for (const o of this.outstanding) if (!o.done && o.sentAt < oldest) oldest = o.sentAt;
+            const deadline = oldest + this.smmu.atcTimeoutUs;
+            yield new Wait(this.allCompleted, deadline, true, 'ATC invalidation completions');
+            if (this.anyPending() && m.now >= deadline) {
+              const late = this.outstanding.filter(
+                (o) => !o.done && o.sentAt + this.smmu.atcTimeoutUs <= m.now,
+              );
               this.timedOut = [...new Set(late.map((o) => o.ep))];
               const sentAt = this.timedOut.map((ep) =>
                 Math.min(...late.filter((o) => o.ep === ep).map((o) => o.sentAt)),
@@ -179,6 +182,15 @@ export class HwCmdq {
     }
   }
   private timedOut: Endpoint[] = [];
+
+  /** Some ATC invalidation sent since the last CMD_SYNC has not completed (no allocation: hot). */
+  private anyPending(): boolean {
+    for (const o of this.outstanding) if (!o.done) return true;
+    return false;
+  }
+
+  /** The CMD_SYNC's wait condition, made once. */
+  private readonly allCompleted = (): boolean => !this.anyPending();
 }
 
 function fmt(c: Cmd): string {
