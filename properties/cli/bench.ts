@@ -28,20 +28,9 @@ import {
 } from '../bench/report.ts';
 import { measureSingleCore } from '../bench/throughput.ts';
 import { measureAllCores } from '../bench/workers.ts';
+import { exitUsage, firstLine, intArg, UsageError } from './args.ts';
 
-class UsageError extends Error {}
-
-function fail(msg: string): never {
-  process.stderr.write(`bench: ${msg}\n`);
-  process.exit(2);
-}
-
-function intArg(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min)
-    throw new UsageError(`--${name} takes a whole number >= ${min}, not '${v}'`);
-  return Number(v);
-}
+const fail: (msg: string) => never = (msg) => exitUsage('bench', msg);
 
 function parse() {
   return parseArgs({
@@ -84,7 +73,7 @@ function settings(): Settings {
   try {
     args = parse();
   } catch (e) {
-    fail(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+    fail(firstLine(e));
   }
   const a = args.values;
   const quick = a.quick ?? false;

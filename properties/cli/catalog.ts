@@ -12,11 +12,9 @@ import { FLAGS } from '../../impl/variants.ts';
 import { type Detection, detect } from '../catalog.ts';
 import { scenarioSize } from '../scenario.ts';
 import { WITNESSES } from '../witnesses/witnesses.ts';
+import { exitUsage, firstLine } from './args.ts';
 
-function fail(msg: string): never {
-  process.stderr.write(`catalog: ${msg}\n`);
-  process.exit(2);
-}
+const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
 
 const median = (xs: number[]): number => {
   if (xs.length === 0) return Number.NaN;
@@ -48,7 +46,7 @@ function main(): number {
       },
     }));
   } catch (e) {
-    fail(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+    fail(firstLine(e));
   }
   const num = (name: string, v: string | undefined, dflt: number) => {
     if (v === undefined) return dflt;

@@ -26,34 +26,16 @@ import { Engine, type EngineState, type Reported } from '../engine/engine.ts';
 import { Control } from '../engine/jobs.ts';
 import { type Executor, InProcess, WorkerPool } from '../engine/pool.ts';
 import { parseShard, type Shard, ShardError, shardSeed, WHOLE } from '../engine/seeds.ts';
+import { exitUsage, firstLine, intArg, UsageError } from './args.ts';
 import { Progress } from './progress.ts';
 import { STRATEGIES, type Strategy } from '../scenario.ts';
-
-class UsageError extends Error {}
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAX_WORKERS = 256;
 const SUMMARY_EVERY_MS = 10_000;
 const SECOND_SIGNAL_MS = 1000;
 
-function fail(msg: string): never {
-  process.stderr.write(`fuzz: ${msg}\n`);
-  process.exit(2);
-}
-
-function intArg(
-  name: string,
-  v: string | undefined,
-  min: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
-    throw new UsageError(
-      `--${name} takes a whole number >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, not '${v}'`,
-    );
-  return Number(v);
-}
+const fail: (msg: string) => never = (msg) => exitUsage('fuzz', msg);
 
 interface Args {
   readonly variant: Variant;
@@ -218,7 +200,7 @@ async function main(): Promise<number> {
   try {
     values = parse().values;
   } catch (e) {
-    fail(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+    fail(firstLine(e));
   }
   if (values['list-variants']) {
     for (const v of listVariants()) process.stdout.write(`${v}\n`);

@@ -13,11 +13,9 @@ import { parseArgs } from 'node:util';
 import { parseSummary, type Summary, SummaryError } from '../../reports/summary.ts';
 import { CORPUS_DIR, corpusMatch, readCorpus } from '../engine/corpus.ts';
 import { dedupKey } from '../engine/shape.ts';
+import { exitUsage, firstLine } from './args.ts';
 
-function fail(msg: string): never {
-  process.stderr.write(`merge-summaries: ${msg}\n`);
-  process.exit(2);
-}
+const fail: (msg: string) => never = (msg) => exitUsage('merge-summaries', msg);
 
 /** summary.json files under `path` (itself, or anywhere below it), sorted. */
 function findSummaries(path: string): string[] {
@@ -160,7 +158,7 @@ function main(): number {
       options: { corpus: { type: 'string' } },
     }));
   } catch (e) {
-    fail(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+    fail(firstLine(e));
   }
   if (positionals.length === 0) fail('give the report folders (or summary.json files) to merge');
   const files = positionals.flatMap(findSummaries);

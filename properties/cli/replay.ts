@@ -14,11 +14,9 @@ import { Variant, VariantError } from '../../impl/variants.ts';
 import { fmtScenario, fmtTimeline } from '../../reports/counterexample.ts';
 import { CounterexampleError, parseCounterexample } from '../counterexample-file.ts';
 import { runScenario } from '../runner.ts';
+import { exitUsage, firstLine } from './args.ts';
 
-function fail(msg: string): never {
-  process.stderr.write(`replay: ${msg}\n`);
-  process.exit(2);
-}
+const fail: (msg: string) => never = (msg) => exitUsage('replay', msg);
 
 function main(): number {
   let values: { variant?: string };
@@ -31,7 +29,7 @@ function main(): number {
       options: { variant: { type: 'string' } },
     }));
   } catch (e) {
-    fail(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+    fail(firstLine(e));
   }
   if (positionals.length !== 1) fail('give exactly one counterexample file: npm run replay -- PATH');
   const given = positionals[0]!;
