@@ -12,7 +12,7 @@ export interface Witness {
   readonly flag: string;
   readonly property: string;
   readonly why: string;
-  readonly origin: 'by hand' | 'found, then reduced by hand';
+  readonly origin: 'by hand' | 'found, then reduced by hand' | 'found by the harness, explained by hand';
   readonly scenario: Scenario;
 }
 
@@ -214,6 +214,78 @@ export const WITNESSES: readonly Witness[] = [
     scenario: {
       topology: oneDevice({ devices: [{ ats: true, sids: 1, quirk: true }] }),
       rounds: [[{ kind: 'reset', cpu: 0, dev: 0, outcome: 'fail' }]],
+      choices: [],
+    },
+  },
+  {
+    flag: 'stale-broken-report',
+    property: 'liveness-after-reset',
+    why:
+      "an unmap's invalidation sent before dev1's FLR times out after it; the retry marks dev1 broken and " +
+      'reports it while the reset finishes: done() clears ats_broken but, with the bug, not broken_pending, ' +
+      'so the worker quarantines the freshly recovered device for good',
+    origin: 'found by the harness, explained by hand',
+    scenario: {
+      topology: {
+        cpus: 2,
+        devices: [
+          { ats: true, sids: 1, quirk: false },
+          { ats: true, sids: 1, quirk: true },
+          { ats: true, sids: 1, quirk: false },
+        ],
+        gerrorIrqCpu: 0,
+        queueShift: 3,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 2,
+      },
+      rounds: [
+        [
+          { kind: 'hang', dev: 1 },
+          { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
+        ],
+        [
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+          { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
+          { kind: 'reset', cpu: 1, dev: 1, outcome: 'ok' },
+        ],
+      ],
+      choices: [],
+    },
+  },
+  {
+    flag: 'reset-clears-broken-midway',
+    property: 'liveness-after-reset',
+    why:
+      'reset_device_done() clears ats_broken (and done() broken_pending) without ats_broken_lock while the ' +
+      "unmap's retry is between seeing the timeout and fencing dev1; the retry then sets ats_broken and " +
+      'reports, and the worker quarantines the recovered device for good',
+    origin: 'found by the harness, explained by hand',
+    scenario: {
+      topology: {
+        cpus: 2,
+        devices: [
+          { ats: true, sids: 1, quirk: false },
+          { ats: true, sids: 1, quirk: true },
+          { ats: true, sids: 1, quirk: false },
+        ],
+        gerrorIrqCpu: 0,
+        queueShift: 3,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 2,
+      },
+      rounds: [
+        [
+          { kind: 'hang', dev: 1 },
+          { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
+        ],
+        [
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+          { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
+          { kind: 'reset', cpu: 1, dev: 1, outcome: 'ok' },
+        ],
+      ],
       choices: [],
     },
   },
