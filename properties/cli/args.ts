@@ -1,3 +1,5 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
 /**
  * What the command lines share: bad input is one line on stderr and exit 2, never anything else;
  * whole-number options are checked the same way everywhere.
@@ -14,6 +16,15 @@ export function exitUsage(cmd: string, msg: string): never {
 /** The first line of an error (node:util parseArgs messages run to several). */
 export function firstLine(e: unknown): string {
   return e instanceof Error ? e.message.split('\n')[0]! : String(e);
+}
+
+/** node:util parseArgs over this process's arguments, strict; a parse error is `cmd: ...`, exit 2. */
+export function parseCli<T extends ParseArgsConfig>(cmd: string, config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs<T>({ ...config, args: process.argv.slice(2), strict: true });
+  } catch (e) {
+    return exitUsage(cmd, firstLine(e));
+  }
 }
 
 /** A whole-number option in [min, max], or undefined when not given. */

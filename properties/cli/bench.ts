@@ -12,7 +12,6 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { FLAGS, Variant } from '../../impl/variants.ts';
 import { STRATEGIES, type Strategy } from '../scenario.ts';
 import { measureRow, type Row, worstMedian } from '../bench/detection.ts';
@@ -28,14 +27,12 @@ import {
 } from '../bench/report.ts';
 import { measureSingleCore } from '../bench/throughput.ts';
 import { measureAllCores } from '../bench/workers.ts';
-import { exitUsage, firstLine, intArg, UsageError } from './args.ts';
+import { exitUsage, intArg, UsageError, parseCli } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('bench', msg);
 
 function parse() {
-  return parseArgs({
-    args: process.argv.slice(2),
-    strict: true,
+  return parseCli('bench', {
     allowPositionals: false,
     options: {
       json: { type: 'boolean' },
@@ -69,13 +66,7 @@ interface Settings {
 const THROUGHPUT_VARIANT = 'v4';
 
 function settings(): Settings {
-  let args: ReturnType<typeof parse>;
-  try {
-    args = parse();
-  } catch (e) {
-    fail(firstLine(e));
-  }
-  const a = args.values;
+  const a = parse().values;
   const quick = a.quick ?? false;
   try {
     const known: readonly string[] = FLAGS.map((f) => f.id);

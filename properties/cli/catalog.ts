@@ -7,12 +7,11 @@
  * shrink; report detection, the property that fired, runs and milliseconds to detect (median,
  * max), shrink time and the shrunk size beside the witness's size.
  */
-import { parseArgs } from 'node:util';
 import { FLAGS } from '../../impl/variants.ts';
 import { type Detection, detect } from '../catalog.ts';
 import { scenarioSize } from '../scenario.ts';
 import { WITNESSES } from '../witnesses/witnesses.ts';
-import { exitUsage, firstLine } from './args.ts';
+import { exitUsage, parseCli } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
 
@@ -24,30 +23,16 @@ const median = (xs: number[]): number => {
 };
 
 function main(): number {
-  let values: {
-    json?: boolean;
-    seeds?: string;
-    runs?: string;
-    budget?: string;
-    strategy?: string;
-    flag?: string[];
-  };
-  try {
-    ({ values } = parseArgs({
-      args: process.argv.slice(2),
-      strict: true,
-      options: {
-        json: { type: 'boolean' },
-        seeds: { type: 'string' },
-        runs: { type: 'string' },
-        budget: { type: 'string' },
-        strategy: { type: 'string' },
-        flag: { type: 'string', multiple: true },
-      },
-    }));
-  } catch (e) {
-    fail(firstLine(e));
-  }
+  const { values } = parseCli('catalog', {
+    options: {
+      json: { type: 'boolean' },
+      seeds: { type: 'string' },
+      runs: { type: 'string' },
+      budget: { type: 'string' },
+      strategy: { type: 'string' },
+      flag: { type: 'string', multiple: true },
+    },
+  });
   const num = (name: string, v: string | undefined, dflt: number) => {
     if (v === undefined) return dflt;
     if (!/^\d+$/.test(v) || Number(v) < 1) fail(`--${name} takes a whole number >= 1, not '${v}'`);

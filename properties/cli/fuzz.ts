@@ -16,7 +16,6 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { listVariants, Variant, VariantError } from '../../impl/variants.ts';
 import { fmtScenario, fmtTimeline } from '../../reports/counterexample.ts';
 import { RunReport } from '../../reports/run-report.ts';
@@ -26,7 +25,7 @@ import { Engine, type EngineState, type Reported } from '../engine/engine.ts';
 import { Control } from '../engine/jobs.ts';
 import { type Executor, InProcess, WorkerPool } from '../engine/pool.ts';
 import { parseShard, type Shard, ShardError, shardSeed, WHOLE } from '../engine/seeds.ts';
-import { exitUsage, firstLine, intArg, UsageError } from './args.ts';
+import { exitUsage, intArg, UsageError, parseCli } from './args.ts';
 import { Progress } from './progress.ts';
 import { STRATEGIES, type Strategy } from '../scenario.ts';
 
@@ -58,9 +57,7 @@ interface Args {
 }
 
 function parse() {
-  return parseArgs({
-    args: process.argv.slice(2),
-    strict: true,
+  return parseCli('fuzz', {
     allowPositionals: false,
     options: {
       variant: { type: 'string' },
@@ -196,12 +193,7 @@ function size(s: Reported['scenario']) {
 
 async function main(): Promise<number> {
   let args: Args;
-  let values: ReturnType<typeof parse>['values'];
-  try {
-    values = parse().values;
-  } catch (e) {
-    fail(firstLine(e));
-  }
+  const values = parse().values;
   if (values['list-variants']) {
     for (const v of listVariants()) process.stdout.write(`${v}\n`);
     return 0;

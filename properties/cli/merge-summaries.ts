@@ -9,11 +9,10 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseSummary, type Summary, SummaryError } from '../../reports/summary.ts';
 import { CORPUS_DIR, corpusMatch, readCorpus } from '../engine/corpus.ts';
 import { dedupKey } from '../engine/shape.ts';
-import { exitUsage, firstLine } from './args.ts';
+import { exitUsage, parseCli } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('merge-summaries', msg);
 
@@ -148,18 +147,10 @@ function mergeTable(
 }
 
 function main(): number {
-  let values: { corpus?: string };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: process.argv.slice(2),
-      strict: true,
-      allowPositionals: true,
-      options: { corpus: { type: 'string' } },
-    }));
-  } catch (e) {
-    fail(firstLine(e));
-  }
+  const { values, positionals } = parseCli('merge-summaries', {
+    allowPositionals: true,
+    options: { corpus: { type: 'string' } },
+  });
   if (positionals.length === 0) fail('give the report folders (or summary.json files) to merge');
   const files = positionals.flatMap(findSummaries);
   if (files.length === 0) fail(`no summary.json under ${positionals.join(', ')}`);

@@ -9,28 +9,19 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Variant, VariantError } from '../../impl/variants.ts';
 import { fmtScenario, fmtTimeline } from '../../reports/counterexample.ts';
 import { CounterexampleError, parseCounterexample } from '../counterexample-file.ts';
 import { runScenario } from '../runner.ts';
-import { exitUsage, firstLine } from './args.ts';
+import { exitUsage, parseCli } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('replay', msg);
 
 function main(): number {
-  let values: { variant?: string };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: process.argv.slice(2),
-      strict: true,
-      allowPositionals: true,
-      options: { variant: { type: 'string' } },
-    }));
-  } catch (e) {
-    fail(firstLine(e));
-  }
+  const { values, positionals } = parseCli('replay', {
+    allowPositionals: true,
+    options: { variant: { type: 'string' } },
+  });
   if (positionals.length !== 1) fail('give exactly one counterexample file: npm run replay -- PATH');
   const given = positionals[0]!;
   // A violation folder of a fuzz report stands for its counterexample.json.
