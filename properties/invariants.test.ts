@@ -11,18 +11,10 @@ import { parseCounterexample } from './counterexample-file.ts';
 import { PROPERTIES } from './invariants.ts';
 import { runScenario } from './runner.ts';
 import type { Scenario } from './scenario.ts';
-import { LIMITS, WITNESSES } from './witnesses/witnesses.ts';
+import { LIMITS, oneDevice, WITNESSES } from './witnesses/witnesses.ts';
 
 const mainlineStorm: Scenario = {
-  topology: {
-    cpus: 1,
-    devices: [{ ats: true, sids: 1 }],
-    gerrorIrqCpu: 0,
-    queueShift: 3,
-    batchEntries: 3,
-    atcTimeoutUs: 50_000,
-    iovas: 3,
-  },
+  topology: oneDevice({ iovas: 3 }),
   rounds: [
     [{ kind: 'hang', dev: 0 }],
     [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],

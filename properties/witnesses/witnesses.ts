@@ -16,7 +16,7 @@ export interface Witness {
   readonly scenario: Scenario;
 }
 
-const oneDevice = (over: Partial<Topology> = {}): Topology => ({
+export const oneDevice = (over: Partial<Topology> = {}): Topology => ({
   cpus: 1,
   devices: [{ ats: true, sids: 1 }],
   gerrorIrqCpu: 0,
@@ -26,6 +26,38 @@ const oneDevice = (over: Partial<Topology> = {}): Topology => ({
   iovas: 1,
   ...over,
 });
+
+/**
+ * dev1 hangs; an unmap's invalidation to it is still in flight when its FLR works: the retry's
+ * broken report races the reset's done() (two flags break that race in two places).
+ */
+const RESET_RACES_BROKEN_REPORT: Scenario = {
+  topology: {
+    cpus: 2,
+    devices: [
+      { ats: true, sids: 1, quirk: false },
+      { ats: true, sids: 1, quirk: true },
+      { ats: true, sids: 1, quirk: false },
+    ],
+    gerrorIrqCpu: 0,
+    queueShift: 3,
+    batchEntries: 3,
+    atcTimeoutUs: 50_000,
+    iovas: 2,
+  },
+  rounds: [
+    [
+      { kind: 'hang', dev: 1 },
+      { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
+    ],
+    [
+      { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+      { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
+      { kind: 'reset', cpu: 1, dev: 1, outcome: 'ok' },
+    ],
+  ],
+  choices: [],
+};
 
 export const WITNESSES: readonly Witness[] = [
   {
@@ -225,33 +257,7 @@ export const WITNESSES: readonly Witness[] = [
       'reports it while the reset finishes: done() clears ats_broken but, with the bug, not broken_pending, ' +
       'so the worker quarantines the freshly recovered device for good',
     origin: 'found by the harness, explained by hand',
-    scenario: {
-      topology: {
-        cpus: 2,
-        devices: [
-          { ats: true, sids: 1, quirk: false },
-          { ats: true, sids: 1, quirk: true },
-          { ats: true, sids: 1, quirk: false },
-        ],
-        gerrorIrqCpu: 0,
-        queueShift: 3,
-        batchEntries: 3,
-        atcTimeoutUs: 50_000,
-        iovas: 2,
-      },
-      rounds: [
-        [
-          { kind: 'hang', dev: 1 },
-          { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
-        ],
-        [
-          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
-          { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
-          { kind: 'reset', cpu: 1, dev: 1, outcome: 'ok' },
-        ],
-      ],
-      choices: [],
-    },
+    scenario: RESET_RACES_BROKEN_REPORT,
   },
   {
     flag: 'reset-clears-broken-midway',
@@ -261,33 +267,7 @@ export const WITNESSES: readonly Witness[] = [
       "unmap's retry is between seeing the timeout and fencing dev1; the retry then sets ats_broken and " +
       'reports, and the worker quarantines the recovered device for good',
     origin: 'found by the harness, explained by hand',
-    scenario: {
-      topology: {
-        cpus: 2,
-        devices: [
-          { ats: true, sids: 1, quirk: false },
-          { ats: true, sids: 1, quirk: true },
-          { ats: true, sids: 1, quirk: false },
-        ],
-        gerrorIrqCpu: 0,
-        queueShift: 3,
-        batchEntries: 3,
-        atcTimeoutUs: 50_000,
-        iovas: 2,
-      },
-      rounds: [
-        [
-          { kind: 'hang', dev: 1 },
-          { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
-        ],
-        [
-          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
-          { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
-          { kind: 'reset', cpu: 1, dev: 1, outcome: 'ok' },
-        ],
-      ],
-      choices: [],
-    },
+    scenario: RESET_RACES_BROKEN_REPORT,
   },
 ];
 
