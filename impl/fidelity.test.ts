@@ -24,6 +24,10 @@ test('every catalog flag branches in some kernel function, and the functions the
     'arm_smmu_cmdq_batch_retry',
     'arm_smmu_write_ste',
     'arm_smmu_reset_device_done',
+    'pci_ats_supported',
+    'pci_prepare_ats',
+    'arm_smmu_master_prepare_ats',
+    'arm_smmu_enable_ats',
   ]) {
     expect(kernel).toContain(fn);
   }
@@ -34,6 +38,9 @@ test('every catalog flag branches in some kernel function, and the functions the
     'eats-lost-update',
     'blame-first-sid',
     'unplug-leaks-recovery-cnt',
+    'enable-ats-failure-desync',
+    'vf-ats-ignores-pf-quirk',
+    'vf-stu-unchecked',
   ]) {
     expect(flagged).toContain(flag);
   }

@@ -1,7 +1,7 @@
 /**
  * The fidelity table, read from the code itself: every impl function whose doc comment names a
- * kernel function, the patches of the v4 series that branch inside it (`v.patch(n)`) and the
- * catalog flags that do (`v.bug('id')`). impl/README.md holds its output; a test keeps it true.
+ * kernel function, the patches that branch inside it (`v.patch(n)`: Pnn of seed 002's v4 series;
+ * `v.atsPatch(n)`: "000 n/5" of seed 000's) and the catalog flags that do (`v.bug('id')`). impl/README.md holds its output; a test keeps it true.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -10,7 +10,8 @@ export interface FidelityRow {
   readonly kernel: string;
   readonly impl: string;
   readonly file: string;
-  readonly patches: readonly number[];
+  /** "P12" (seed 002) or "000 3/5" (seed 000). */
+  readonly patches: readonly string[];
   readonly flags: readonly string[];
 }
 
@@ -45,14 +46,20 @@ export function fidelityRows(implDir: string): FidelityRow[] {
       let k = j + 2;
       while (k < lines.length && lines[k] !== '}') k++;
       const body = lines.slice(j + 1, k + 1).join('\n');
-      const patches = [...body.matchAll(/\.patch\((\d+)\)/g)].map((x) => Number(x[1]));
-      for (const x of doc.matchAll(/\bP(\d{2})\b/g)) patches.push(Number(x[1]));
+      const p002 = [...body.matchAll(/\.patch\((\d+)\)/g)].map((x) => Number(x[1]));
+      for (const x of doc.matchAll(/\bP(\d{2})\b/g)) p002.push(Number(x[1]));
+      const p000 = [...body.matchAll(/\.atsPatch\((\d+)\)/g)].map((x) => Number(x[1]));
+      for (const x of doc.matchAll(/\b000 (\d)\/5\b/g)) p000.push(Number(x[1]));
+      const patches = [
+        ...[...new Set(p002)].sort((a, b) => a - b).map((n) => `P${String(n).padStart(2, '0')}`),
+        ...[...new Set(p000)].sort((a, b) => a - b).map((n) => `000 ${n}/5`),
+      ];
       const flags = [...body.matchAll(/\.bug\('([a-z-]+)'\)/g)].map((x) => x[1]!);
       rows.push({
         kernel: m[1]!,
         impl: decl[1]!,
         file: relative(implDir, file),
-        patches: [...new Set(patches)].sort((a, b) => a - b),
+        patches,
         flags: [...new Set(flags)].sort(),
       });
       i = j;
@@ -62,9 +69,9 @@ export function fidelityRows(implDir: string): FidelityRow[] {
 }
 
 export function fidelityTable(implDir: string): string {
-  const out = ['| kernel function | impl function | file | v4 patches | flags |', '|---|---|---|---|---|'];
+  const out = ['| kernel function | impl function | file | patches | flags |', '|---|---|---|---|---|'];
   for (const r of fidelityRows(implDir)) {
-    const p = r.patches.map((n) => `P${String(n).padStart(2, '0')}`).join(', ') || '-';
+    const p = r.patches.join(', ') || '-';
     out.push(`| \`${r.kernel}\` | \`${r.impl}\` | ${r.file} | ${p} | ${r.flags.join(', ') || '-'} |`);
   }
   return out.join('\n');

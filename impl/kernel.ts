@@ -54,6 +54,12 @@ export interface PciDev {
   readonly ep: Endpoint;
   /** dev->ats_cap != 0 */
   readonly atsCap: boolean;
+  /** pci_physfn(): the PF of a VF; null for a PF or a plain function. */
+  readonly physfn: PciDev | null;
+  /** dev->no_ats (quirk_no_ats): ATS must not be used on this function. */
+  readonly noAts: boolean;
+  /** dev->ats_stu: the Smallest Translation Unit programmed in a PF (0 until prepared). */
+  atsStu: number;
   /** Has a device-specific (quirk) reset method that wraps FLR. */
   readonly quirk: boolean;
   /** dev->ats_enabled */

@@ -7,7 +7,13 @@ import { Events } from './events.ts';
 import { Endpoint, type FlrOutcome } from './hw/endpoint.ts';
 import { Memory } from './hw/memory.ts';
 import { Smmu } from './hw/smmu.ts';
-import { iommuAttachGroup, iommuGroupBrokenWorker, iommuMap, iommuUnmap } from './iommu/iommu.ts';
+import {
+  iommuAttachGroup,
+  iommuGroupBrokenWorker,
+  iommuMap,
+  iommuProbeDevice,
+  iommuUnmap,
+} from './iommu/iommu.ts';
 import {
   ArmSmmuCmdq,
   ArmSmmuMaster,
@@ -31,6 +37,10 @@ export interface DeviceSpec {
   readonly sids: number;
   /** Has a device-specific reset quirk that wraps FLR (quirks.c). */
   readonly quirk?: boolean;
+  /** A VF of device `pf` (an earlier device that is not itself a VF). */
+  readonly pf?: number;
+  /** quirk_no_ats: the kernel must not use this function's ATS. */
+  readonly noAts?: boolean;
 }
 
 export interface Topology {
@@ -139,12 +149,16 @@ export class System {
     kref = k;
     this.k = k;
     for (const ep of this.eps) {
+      const spec = topo.devices[ep.dev]!;
       const pdev: PciDev = {
         index: ep.dev,
         name: `dev${ep.dev}`,
         ep,
         atsCap: ep.atsCapable,
-        quirk: topo.devices[ep.dev]!.quirk ?? false,
+        physfn: spec.pf === undefined ? null : k.pdevs[spec.pf]!,
+        noAts: spec.noAts ?? false,
+        atsStu: 0,
+        quirk: spec.quirk ?? false,
         atsEnabled: false,
         deviceLock: new Mutex(m, `dev${ep.dev} device_lock`),
         group: null,
@@ -169,9 +183,10 @@ export class System {
     }
   }
 
-  /** Probe-time state: every group attached to domain 0, IOVAs 0..n-1 mapped there. */
+  /** Probe-time state: every device probed, every group on domain 0, IOVAs 0..n-1 mapped there. */
   *setupProc(): Proc {
     const k = this.k;
+    for (const pdev of k.pdevs) yield* iommuProbeDevice(k, pdev);
     for (let iova = 0; iova < this.topo.iovas; iova++) yield* iommuMap(k, k.domains[0]!, iova);
     for (const g of k.groups) yield* iommuAttachGroup(k, k.domains[0]!, g);
   }

@@ -116,6 +116,22 @@ export const FLAGS = [
     source: 'P02',
     summary: "quirk reset methods ignore pcie_flr()'s failure and report success",
   },
+  {
+    id: 'enable-ats-failure-desync',
+    source: '000, 001',
+    summary:
+      'no ATS prepare at probe and a pci_enable_ats() failure only logged: the driver counts ATS as on',
+  },
+  {
+    id: 'vf-ats-ignores-pf-quirk',
+    source: '000 (1/5)',
+    summary: 'pci_ats_supported() is true for a VF whose PF is quirked to have no ATS',
+  },
+  {
+    id: 'vf-stu-unchecked',
+    source: '000 (2/5)',
+    summary: "pci_prepare_ats() accepts a VF whose PF's STU differs, so enabling fails later",
+  },
 ] as const satisfies readonly FlagInfo[];
 
 export type FlagId = (typeof FLAGS)[number]['id'];
@@ -152,6 +168,14 @@ export class Variant {
 
   /** Patch n/24 of "[PATCH v4] iommu/arm-smmu-v3: Quarantine device upon ATC invalidation timeout". */
   patch(_n: number): boolean {
+    return this.preset === 'v4';
+  }
+
+  /**
+   * Patch n/5 of "[PATCH v4 0/5] iommu: Standardize ATS robustness and state tracking" (seed
+   * 000), which the v4 preset includes: the issue takes that series' v4 as the v4 behaviour.
+   */
+  atsPatch(_n: number): boolean {
     return this.preset === 'v4';
   }
 

@@ -1,12 +1,34 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
-import { atomicSteps, type Consts, init, interleavings, invariants, type ModelOp, next } from './model.ts';
+import {
+  atomicSteps,
+  type Consts,
+  constsOf,
+  type FunctionSpec,
+  GONE,
+  init,
+  interleavings,
+  invariants,
+  type ModelOp,
+  next,
+} from './model.ts';
 
-const consts: fc.Arbitrary<Consts> = fc.record({
-  ats: fc.array(fc.boolean(), { minLength: 1, maxLength: 3 }),
-  domains: fc.constant(2),
-  iovas: fc.integer({ min: 1, max: 3 }),
-});
+/** Functions, some of them VFs of an earlier PF, some quirked. */
+const functions: fc.Arbitrary<FunctionSpec[]> = fc
+  .array(fc.record({ ats: fc.boolean(), pf: fc.option(fc.nat(2)), noAts: fc.boolean() }), {
+    minLength: 1,
+    maxLength: 3,
+  })
+  .map((fs) =>
+    fs.map((f, d) => {
+      const pf = f.pf === null || d === 0 ? undefined : f.pf % d;
+      return { ats: f.ats, noAts: f.noAts, ...(pf === undefined || fs[pf]!.pf !== null ? {} : { pf }) };
+    }),
+  );
+
+const consts: fc.Arbitrary<Consts> = fc
+  .tuple(functions, fc.integer({ min: 1, max: 3 }))
+  .map(([fs, iovas]) => constsOf(fs, 2, iovas));
 
 const op = (c: Consts): fc.Arbitrary<ModelOp> => {
   const dev = fc.nat(c.ats.length - 1);
@@ -63,7 +85,7 @@ describe('model', () => {
   });
 
   test('an unmap quarantines a hung ATS device on that domain, and only that one', () => {
-    const c: Consts = { ats: [true, true, false], domains: 2, iovas: 1 };
+    const c = constsOf([{ ats: true }, { ats: true }, { ats: false }], 2, 1);
     let s = next(c, init(c), { kind: 'hang', dev: 0 });
     s = next(c, s, { kind: 'unmap', domain: 0, iova: 0 });
     expect(s.devs.map((x) => x.quarantine)).toEqual(['broken', 'none', 'none']);
@@ -72,6 +94,29 @@ describe('model', () => {
     // attaching is refused while the group recovers
     expect(next(c, s, { kind: 'attach', dev: 0, domain: 1 })).toEqual(s);
   });
+
+  test('PF/VF rules: a PF quirk reaches its VFs; a VF whose PF has no ATS fails its probe', () => {
+    const c = constsOf(
+      [{ ats: true, noAts: true }, { ats: true, pf: 0 }, { ats: false }, { ats: true, pf: 2 }, { ats: true }],
+      2,
+      1,
+    );
+    expect(c.ats).toEqual([false, false, false, true, true]);
+    expect(c.probed).toEqual([true, true, true, false, true]);
+    expect(init(c).devs[3]).toEqual(GONE);
+    expect(init(c).devs[1]).toMatchObject({ present: true, atsOn: false });
+  });
+
+  test.prop([consts.chain((c) => fc.tuple(fc.constant(c), fc.nat(c.ats.length - 1)))])(
+    'unplugging a PF takes its VFs, and only them, with it',
+    ([c, d]) => {
+      const s = next(c, init(c), { kind: 'unplug', dev: d });
+      s.devs.forEach((x, e) => {
+        const gone = e === d || c.pf[e] === d || !c.probed[e];
+        expect(x.present).toBe(!gone);
+      });
+    },
+  );
 
   test('a reset is two atomic steps; interleavings keep each operation in order', () => {
     const a = atomicSteps({ kind: 'reset', dev: 0, outcome: 'ok' });

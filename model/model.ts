@@ -32,10 +32,31 @@ export interface State {
 }
 
 export interface Consts {
-  /** ATS capability per device. */
+  /** ATS usable per device (see constsOf). */
   readonly ats: readonly boolean[];
+  /** The IOMMU probe succeeded (see constsOf); an unprobed device is GONE from the start. */
+  readonly probed: readonly boolean[];
+  /** The PF of each VF, else null: a PF's removal takes its VFs with it. */
+  readonly pf: readonly (number | null)[];
   readonly domains: number;
   readonly iovas: number;
+}
+
+/** A PCI function as the topology describes it. */
+export interface FunctionSpec {
+  readonly ats: boolean;
+  readonly pf?: number;
+  readonly noAts?: boolean;
+}
+
+// AtsSupported(d) == capability present, and no no-ATS quirk on d nor, for a VF, on its PF.
+// Probed(d)       == ¬(AtsSupported(d) ∧ d is a VF ∧ ¬AtsSupported(PF)): a VF's STU is its PF's,
+//                    which only a PF that uses ATS has; the probe fails rather than the attach.
+export function constsOf(fns: readonly FunctionSpec[], domains: number, iovas: number): Consts {
+  const own = fns.map((f) => f.ats && !f.noAts);
+  const ats = fns.map((f, d) => own[d]! && (f.pf === undefined || !fns[f.pf]!.noAts));
+  const probed = fns.map((f, d) => !(ats[d]! && f.pf !== undefined && !ats[f.pf]!));
+  return { ats, probed, pf: fns.map((f) => f.pf ?? null), domains, iovas };
 }
 
 export type ModelOp =
@@ -50,17 +71,14 @@ export type ModelOp =
   | { readonly kind: 'unplug'; readonly dev: number }
   | { readonly kind: 'probe'; readonly dev: number };
 
-// Init == every device on domain 0 with ATS on where supported; domain 0 maps 0..iovas-1.
+// Init == every probed device on domain 0 with ATS on where supported; domain 0 maps 0..iovas-1.
 export function init(c: Consts): State {
   return {
-    devs: c.ats.map((ats) => ({
-      domain: 0,
-      quarantine: 'none',
-      atsBroken: false,
-      atsOn: ats,
-      responsive: true,
-      present: true,
-    })),
+    devs: c.ats.map((ats, d) =>
+      c.probed[d]
+        ? { domain: 0, quarantine: 'none', atsBroken: false, atsOn: ats, responsive: true, present: true }
+        : GONE,
+    ),
     recoveryCnt: c.ats.map(() => 0),
     mapped: Array.from({ length: c.domains }, (_, d) =>
       d === 0 ? Array.from({ length: c.iovas }, (_, i) => i) : [],
@@ -162,12 +180,15 @@ export const GONE: DevState = {
   present: false,
 };
 
-// Unplug(d) == the device leaves; its group's recovery count drops what it held.
-const unplug = (s: State, d: number): State =>
-  setCnt(
-    setDev(s, d, () => GONE),
-    d,
-    () => 0,
+// Unplug(d) == the device and its VFs leave; their groups' recovery counts drop what they held.
+const unplug = (c: Consts, s: State, d: number): State =>
+  c.pf.reduce(
+    (t, pf, vf) => (pf === d ? unplug(c, t, vf) : t),
+    setCnt(
+      setDev(s, d, () => GONE),
+      d,
+      () => 0,
+    ),
   );
 
 // Next == one operation, atomically. DMA changes no protocol state (its safety is a property).
@@ -192,7 +213,7 @@ export function next(c: Consts, s: State, op: ModelOp): State {
     case 'hang':
       return hang(s, op.dev);
     case 'unplug':
-      return unplug(s, op.dev);
+      return unplug(c, s, op.dev);
     case 'probe':
       return s; // Probe(d) == UNCHANGED: asking which resets exist resets nothing
   }

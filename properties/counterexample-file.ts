@@ -23,7 +23,13 @@ const topology = z.object({
   cpus: z.number().int().min(1).max(8),
   devices: z
     .array(
-      z.object({ ats: z.boolean(), sids: z.number().int().min(1).max(4), quirk: z.boolean().optional() }),
+      z.object({
+        ats: z.boolean(),
+        sids: z.number().int().min(1).max(4),
+        quirk: z.boolean().optional(),
+        pf: nat.optional(),
+        noAts: z.boolean().optional(),
+      }),
     )
     .min(1)
     .max(8),
@@ -46,6 +52,10 @@ const scenario = z
     const bad = (msg: string) => ctx.addIssue({ code: 'custom', message: msg });
     if (t.gerrorIrqCpu >= t.cpus) bad(`gerrorIrqCpu ${t.gerrorIrqCpu} is not one of ${t.cpus} CPUs`);
     if (t.batchEntries >= 1 << t.queueShift) bad('a batch plus a CMD_SYNC must fit in the command queue');
+    t.devices.forEach((d, i) => {
+      if (d.pf !== undefined && (d.pf >= i || t.devices[d.pf]!.pf !== undefined))
+        bad(`dev${i} is a VF of dev${d.pf}, which must be an earlier device that is not a VF`);
+    });
     for (const op of s.rounds.flat()) {
       if ('cpu' in op && op.cpu >= t.cpus) bad(`operation on cpu${op.cpu}, but there are ${t.cpus} CPUs`);
       if ('dev' in op && op.dev >= t.devices.length)

@@ -12,19 +12,21 @@ import { runScenario } from './runner.ts';
 const SEEDS = [1, 2, 3];
 const RUNS = 3000;
 
+/**
+ * What mainline is known to get wrong: the ATC-timeout storm and stale-ATC corruption the series
+ * is for; P01's bug (probing reset methods fences the device); and seed 000's ATS desync (a VF
+ * whose PF has no usable ATS fails pci_enable_ats() at attach, and the detach WARNs).
+ */
+const MAINLINE_KNOWN = ['no-corruption', 'bounded-atc-errors', 'reset-fence-only-in-reset'];
+const isMainlineDesyncWarn = (v: { property: string; message: string }) =>
+  v.property === 'no-unexpected-warn' && v.message.includes('drivers/pci/ats.c:132');
+
 describe('mainline (before the series)', () => {
-  test('seed 1 (the README command) corrupts memory or storms', () => {
-    const r = fuzz({ variant: Variant.parse('mainline'), seed: 1, runs: RUNS });
-    expect(['no-corruption', 'bounded-atc-errors']).toContain(r.violation?.property);
-    expect(r.violation!.shrunk.ops).toBeLessThanOrEqual(8);
-  });
-  // Mainline also has P01's bug (probing reset methods fences the device): some seeds find it first.
-  test.each(SEEDS)('seed %i finds a safety violation mainline is known to have', (seed) => {
+  test.each(SEEDS)('seed %i finds a violation mainline is known to have', (seed) => {
     const r = fuzz({ variant: Variant.parse('mainline'), seed, runs: RUNS });
-    expect(['no-corruption', 'bounded-atc-errors', 'reset-fence-only-in-reset']).toContain(
-      r.violation?.property,
-    );
-    expect(r.violation!.shrunk.ops).toBeLessThanOrEqual(8);
+    const v = r.violation!;
+    expect(MAINLINE_KNOWN.includes(v.property) || isMainlineDesyncWarn(v), v.message).toBe(true);
+    expect(v.shrunk.ops).toBeLessThanOrEqual(8);
   });
 });
 

@@ -7,6 +7,7 @@ import type { SimEvent } from '../impl/events.ts';
 import { BLOCKED_BROKEN, BLOCKED_NO, BLOCKED_RESET_FAILED, BLOCKED_RESETTING } from '../impl/kernel.ts';
 import type { Severity } from '../impl/sim/machine.ts';
 import type { System } from '../impl/system.ts';
+import { constsOf } from '../model/model.ts';
 import { MAX_OPS_PER_ROUND } from './scenario.ts';
 
 export interface PropertyInfo {
@@ -135,8 +136,11 @@ interface DevHistory {
 
 export class Observers {
   private readonly hist: DevHistory[];
+  /** Where ATS should be usable, by the reference rules (not the variant's own check). */
+  private readonly atsUsable: readonly boolean[];
 
   constructor(private readonly sys: System) {
+    this.atsUsable = constsOf(sys.topo.devices, 0, 0).ats;
     this.hist = sys.topo.devices.map(() => ({
       okResets: 0,
       okResetsAtFault: -1,
@@ -271,14 +275,14 @@ export class Observers {
   atQuiescence(): void {
     const { k, m } = this.sys;
     k.pdevs.forEach((pdev, d) => {
-      if (pdev.removed) return;
+      if (pdev.removed || !pdev.hasIommu) return;
       const h = this.hist[d]!;
       const gdev = k.gdevs[d]!;
       if (h.lastReset === true && pdev.ep.responsive && !h.errorSinceReset) {
         const eats = pdev.ep.sids.every((sid) => k.smmu.hw.ste.get(sid)?.eats === true);
         const ste = k.smmu.hw.ste.get(pdev.ep.sids[0]!);
         const onDomain = ste?.config === 'translate' && ste.domain === pdev.group!.domain.id;
-        const atsOk = !pdev.atsCap || (pdev.ep.atsEnabled && eats);
+        const atsOk = !this.atsUsable[d]! || (pdev.ep.atsEnabled && eats);
         if (gdev.blocked !== BLOCKED_NO || !onDomain || !atsOk) {
           m.violate(
             'liveness-after-reset',

@@ -7,6 +7,7 @@ import type { Op, System } from '../impl/system.ts';
 import {
   atomicSteps,
   type Consts,
+  constsOf,
   GONE,
   equal,
   interleavings,
@@ -24,11 +25,7 @@ const QUARANTINE: Record<number, Quarantine> = {
 };
 
 export function consts(sys: System): Consts {
-  return {
-    ats: sys.topo.devices.map((d) => d.ats),
-    domains: sys.k.domains.filter((d) => d.type === 'paging').length,
-    iovas: sys.topo.iovas,
-  };
+  return constsOf(sys.topo.devices, sys.k.domains.filter((d) => d.type === 'paging').length, sys.topo.iovas);
 }
 
 /** The abstraction function: impl state → model state. */
@@ -36,7 +33,8 @@ export function abstraction(sys: System): State {
   const { k } = sys;
   return {
     devs: k.pdevs.map((pdev, d) => {
-      if (pdev.removed) return GONE;
+      // Removed, or never probed by the IOMMU: nothing of the protocol applies any more.
+      if (pdev.removed || !pdev.hasIommu) return GONE;
       const gdev = k.gdevs[d]!;
       const sids = pdev.ep.sids;
       const eats = sids.every((sid) => k.smmu.hw.ste.get(sid)?.eats === true);

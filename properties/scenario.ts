@@ -4,7 +4,7 @@
  * shorter and smaller choices.
  */
 import fc from 'fast-check';
-import { type Op, PAGING_DOMAINS, type Topology } from '../impl/system.ts';
+import { type DeviceSpec, type Op, PAGING_DOMAINS, type Topology } from '../impl/system.ts';
 import type { PctSchedule } from './pct.ts';
 
 export interface Scenario {
@@ -20,6 +20,28 @@ export const MAX_OPS_PER_ROUND = 3;
 
 export const ATC_TIMEOUTS_US = [50_000, 200_000] as const;
 
+interface RawDevice {
+  readonly ats: boolean;
+  readonly sids: number;
+  readonly quirk: boolean;
+  readonly vfOf: number;
+  readonly noAts: boolean;
+}
+
+/** Resolve PF links (a VF's PF is an earlier device that is not a VF); omit what is off. */
+function withFunctions(raw: readonly RawDevice[]): DeviceSpec[] {
+  const out: DeviceSpec[] = [];
+  raw.forEach(({ vfOf, noAts, ...d }, i) => {
+    const pf = vfOf < 0 || i === 0 ? undefined : vfOf % i;
+    out.push({
+      ...d,
+      ...(pf !== undefined && out[pf]!.pf === undefined ? { pf } : {}),
+      ...(noAts ? { noAts } : {}),
+    });
+  });
+  return out;
+}
+
 export const topologyArb: fc.Arbitrary<Topology> = fc
   .record({
     cpus: fc.integer({ min: 1, max: 3 }),
@@ -28,6 +50,9 @@ export const topologyArb: fc.Arbitrary<Topology> = fc
         ats: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, fc.constant(false)),
         sids: fc.integer({ min: 1, max: 2 }),
         quirk: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, fc.constant(true)),
+        // A VF of an earlier device (index taken modulo), and quirk_no_ats: seed 000's PF/VF rules.
+        vfOf: fc.oneof({ weight: 3, arbitrary: fc.constant(-1) }, fc.nat(1)),
+        noAts: fc.oneof({ weight: 7, arbitrary: fc.constant(false) }, fc.constant(true)),
       }),
       {
         minLength: 1,
@@ -43,6 +68,7 @@ export const topologyArb: fc.Arbitrary<Topology> = fc
   // arm_smmu_device_hw_probe(): one batch plus a CMD_SYNC must fit in the queue.
   .map((t) => ({
     ...t,
+    devices: withFunctions(t.devices),
     gerrorIrqCpu: t.gerrorIrqCpu % t.cpus,
     batchEntries: Math.min(t.batchEntries, (1 << t.queueShift) - 1),
   }));

@@ -14,7 +14,14 @@ export function fmtTopology(t: Topology): string[] {
     `${t.cpus} CPU(s); GERROR IRQ on cpu${t.gerrorIrqCpu}; command queue ${1 << t.queueShift} entries; batch ${t.batchEntries}; ATC invalidation timeout ${t.atcTimeoutUs / 1000} ms`,
   ];
   t.devices.forEach((d, i) => {
-    lines.push(`dev${i}: ${d.ats ? 'ATS' : 'no ATS'}, ${d.sids} stream ID(s), own group, on domain 0`);
+    const traits = [
+      d.ats ? 'ATS' : 'no ATS',
+      ...(d.noAts ? ['quirked no-ATS'] : []),
+      ...(d.pf !== undefined ? [`VF of dev${d.pf}`] : []),
+      ...(d.quirk ? ['quirk reset method'] : []),
+      `${d.sids} stream ID(s)`,
+    ];
+    lines.push(`dev${i}: ${traits.join(', ')}, own group, on domain 0`);
   });
   lines.push(
     `domain 0 maps IOVA ${Array.from({ length: t.iovas }, (_, i) => i).join(', ')}; domain 1 is empty`,

@@ -23,6 +23,7 @@ import type { Proc } from '../sim/machine.ts';
 import {
   armSmmuAttachDev,
   armSmmuDomainInvRange,
+  armSmmuProbeDevice,
   armSmmuReleaseDevice,
   armSmmuResetDeviceDone,
 } from '../smmuv3/arm-smmu-v3.ts';
@@ -121,7 +122,7 @@ function* __iommuGroupBlockDevice(k: Kernel, gdev: GroupDevice, reason: number):
 
 /** pci_dev_reset_iommu_prepare(): block the device's IOMMU path before a reset. */
 export function* pciDevResetIommuPrepare(k: Kernel, pdev: PciDev): Proc<number> {
-  if (!pciAtsSupported(pdev) || !pdev.hasIommu) return 0;
+  if (!pciAtsSupported(k, pdev) || !pdev.hasIommu) return 0;
   const group = pdev.group!;
   yield* group.mutex.lock();
   const gdev = __devToGdev(k, pdev);
@@ -152,7 +153,7 @@ export function* pciDevResetIommuPrepare(k: Kernel, pdev: PciDev): Proc<number> 
  */
 export function* pciDevResetIommuDone(k: Kernel, pdev: PciDev, resetResult: number): Proc {
   const { m, v } = k;
-  if (!pciAtsSupported(pdev) || !pdev.hasIommu) return;
+  if (!pciAtsSupported(k, pdev) || !pdev.hasIommu) return;
   const group = pdev.group!;
   yield* group.mutex.lock();
   try {
@@ -283,6 +284,27 @@ function* __iommuGroupRemoveDevice(k: Kernel, dev: PciDev): Proc {
   group.mutex.unlock();
   yield 'mutex_unlock(group->mutex)';
   if (toFree !== null) yield* __iommuGroupFreeDevice(k, toFree);
+}
+
+/**
+ * __iommu_probe_device(): the driver's probe_device() may fail (seed 000: a failed ATS prepare);
+ * the device then has no IOMMU: no group, no master, its stream IDs keep aborting.
+ */
+export function* iommuProbeDevice(k: Kernel, dev: PciDev): Proc<number> {
+  const ret = armSmmuProbeDevice(k, dev.master!);
+  if (ret) {
+    const group = dev.group!;
+    group.devices.splice(
+      group.devices.findIndex((g) => g.dev === dev),
+      1,
+    );
+    dev.group = null;
+    dev.master = null;
+    dev.hasIommu = false;
+    k.m.printk('err', `${dev.name}: iommu probe failed: ${errName(ret)}`);
+  }
+  yield `${dev.name}: iommu probe = ${errName(ret)}`;
+  return ret;
 }
 
 /** iommu_release_device(): the device is going away (BUS_NOTIFY_REMOVED_DEVICE). */

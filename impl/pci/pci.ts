@@ -129,7 +129,8 @@ export function* pciResetFunction(k: Kernel, dev: PciDev, outcome: FlrOutcome): 
 /**
  * pci_stop_and_remove_bus_device(): orderly hot unplug. The device is deleted, which releases it
  * from the IOMMU, then the slot powers off and the function leaves the bus. (The device lock
- * serialises it with resets here.)
+ * serialises it with resets here.) A PF's reset does not take its VFs along here: the model has
+ * no SR-IOV re-enable, so resets stay per function.
  */
 export function* pciStopAndRemoveBusDevice(k: Kernel, dev: PciDev): Proc {
   yield* dev.deviceLock.lock();
@@ -138,6 +139,8 @@ export function* pciStopAndRemoveBusDevice(k: Kernel, dev: PciDev): Proc {
     return;
   }
   dev.removed = true;
+  // The PF driver's remove disables SR-IOV (sriov_disable()): its VFs leave before it does.
+  for (const vf of k.pdevs) if (vf.physfn === dev) yield* pciStopAndRemoveBusDevice(k, vf);
   yield* iommuReleaseDevice(k, dev);
   dev.ep.remove();
   yield `${dev.name}: slot powered off, function gone`;

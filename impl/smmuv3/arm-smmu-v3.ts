@@ -9,11 +9,12 @@ import {
   ArmSmmuInvs,
   type ArmSmmuMaster,
   EIO,
+  errName,
   type IommuDomain,
   type Kernel,
   type PciDev,
 } from '../kernel.ts';
-import { pciAtsSupported, pciDisableAts, pciEnableAts } from '../pci/ats.ts';
+import { pciAtsSupported, pciDisableAts, pciEnableAts, pciPrepareAts } from '../pci/ats.ts';
 import { kfree, use } from '../sim/lifetime.ts';
 import type { Proc } from '../sim/machine.ts';
 import { spinUntil } from '../sim/sync.ts';
@@ -272,14 +273,41 @@ export function* armSmmuResetDeviceDone(k: Kernel, dev: PciDev): Proc {
 function armSmmuAtsSupported(k: Kernel, master: ArmSmmuMaster): boolean {
   // P18: do not enable ATS on a master whose ATS is broken until a reset
   if (k.v.patch(18) && !k.v.bug('ats-reenabled-while-broken') && master.atsBroken) return false;
-  return pciAtsSupported(master.dev);
+  return pciAtsSupported(k, master.dev);
+}
+
+/** __ffs(smmu->pgsize_bitmap): the SMMU's smallest page, 4 KiB, is the STU every ATS user gets. */
+const SMMU_STU = 12;
+
+/**
+ * arm_smmu_master_prepare_ats() (probe): program the STU while a failure can still fail the
+ * probe. Seed 000 3/5: drivers check pci_ats_supported() first and fail the probe on an error,
+ * so that a master reaching attach cannot fail pci_enable_ats().
+ */
+function armSmmuMasterPrepareAts(k: Kernel, master: ArmSmmuMaster): number {
+  if (!armSmmuAtsSupported(k, master)) return 0;
+  const ret = pciPrepareAts(k, master.dev, SMMU_STU);
+  if (ret) k.m.printk('err', `${master.dev.name}: failed to prepare ATS (STU ${SMMU_STU}): ${errName(ret)}`);
+  return ret;
+}
+
+/** arm_smmu_probe_device(): the ATS half of it. A non-zero return fails the IOMMU probe. */
+export function armSmmuProbeDevice(k: Kernel, master: ArmSmmuMaster): number {
+  if (k.v.atsPatch(3) && !k.v.bug('enable-ats-failure-desync')) return armSmmuMasterPrepareAts(k, master);
+  return 0;
 }
 
 /** arm_smmu_enable_ats() */
 function* armSmmuEnableAts(k: Kernel, master: ArmSmmuMaster): Proc {
   yield* armSmmuAtcInvMaster(k, master);
-  if (pciEnableAts(k, master.dev)) k.m.printk('err', `${master.dev.name}: Failed to enable ATS`);
-  yield `${master.dev.name}: pci_enable_ats()`;
+  const ret = pciEnableAts(k, master.dev, SMMU_STU);
+  // 000 3/5: the probe-time prepare rules failures out, so one here is a kernel bug
+  if (k.v.atsPatch(3) && !k.v.bug('enable-ats-failure-desync')) {
+    k.m.warnOn(ret !== 0, `${master.dev.name}: Failed to enable ATS (STU ${SMMU_STU})`);
+  } else if (ret) {
+    k.m.printk('err', `${master.dev.name}: Failed to enable ATS (STU ${SMMU_STU})`);
+  }
+  yield `${master.dev.name}: pci_enable_ats() = ${errName(ret)}`;
 }
 
 function withoutMaster(invs: ArmSmmuInvs, master: ArmSmmuMaster): ArmSmmuInvs {

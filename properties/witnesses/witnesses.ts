@@ -59,7 +59,49 @@ const RESET_RACES_BROKEN_REPORT: Scenario = {
   choices: [],
 };
 
+/** dev1 is a VF of dev0, which has no ATS capability: the VF's STU can never match its PF's. */
+const VF_WITHOUT_PF_STU: Scenario = {
+  topology: oneDevice({
+    devices: [
+      { ats: false, sids: 1 },
+      { ats: true, sids: 1, pf: 0 },
+    ],
+  }),
+  rounds: [[{ kind: 'dma', dev: 1, iova: 0 }]],
+  choices: [],
+};
+
 export const WITNESSES: readonly Witness[] = [
+  {
+    flag: 'enable-ats-failure-desync',
+    property: 'refinement',
+    why: 'dev1 is a VF of dev0, which has no ATS, so no STU: without the probe-time prepare the VF probes, its pci_enable_ats() fails at attach, and the driver counts ATS as on',
+    origin: 'by hand',
+    scenario: VF_WITHOUT_PF_STU,
+  },
+  {
+    flag: 'vf-stu-unchecked',
+    property: 'no-unexpected-warn',
+    why: "pci_prepare_ats() lets the VF through although its PF's STU (none) differs: pci_enable_ats() fails at attach, which v4 WARNs about as a kernel bug",
+    origin: 'by hand',
+    scenario: VF_WITHOUT_PF_STU,
+  },
+  {
+    flag: 'vf-ats-ignores-pf-quirk',
+    property: 'refinement',
+    why: 'dev0 is quirked to have no ATS; its VF still looks ATS-capable, so the probe prepares ATS, finds no PF STU and fails: the VF loses its IOMMU instead of running without ATS',
+    origin: 'by hand',
+    scenario: {
+      topology: oneDevice({
+        devices: [
+          { ats: true, sids: 1, noAts: true },
+          { ats: true, sids: 1, pf: 0 },
+        ],
+      }),
+      rounds: [[{ kind: 'dma', dev: 1, iova: 0 }]],
+      choices: [],
+    },
+  },
   {
     flag: 'done-ignores-result',
     property: 'quarantine-lifted-only-by-reset',
@@ -92,6 +134,49 @@ export const WITNESSES: readonly Witness[] = [
         [{ kind: 'dma', dev: 0, iova: 0 }],
       ],
       choices: [],
+    },
+  },
+  {
+    flag: 'stale-atc-timeout-bit',
+    property: 'availability',
+    why:
+      'dev1 hangs; the attach and the unmap queue CMD_SYNCs behind its failing ones while cpu1, the GERROR ' +
+      "IRQ's CPU, polls with IRQs off: their issuers time out first and the late skips set their slots' " +
+      "ATC-timeout bits; after wrap-around healthy dev0's attach reuses those slots, finds the old bits and " +
+      'dev0 is quarantined as broken',
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: oneDevice({
+        cpus: 2,
+        devices: [
+          { ats: true, sids: 1 },
+          { ats: true, sids: 2 },
+        ],
+        gerrorIrqCpu: 1,
+      }),
+      rounds: [
+        [
+          { kind: 'hang', dev: 1 },
+          { kind: 'attach', cpu: 1, dev: 1, domain: 0 },
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+        ],
+        [{ kind: 'attach', cpu: 0, dev: 0, domain: 0 }],
+      ],
+      choices: [],
+    },
+  },
+  {
+    flag: 'full-queue-stall',
+    property: 'no-livelock',
+    why:
+      "the hung device's CMD_SYNC keeps failing when refetched (the choices) after its issuers have left; " +
+      'the broken worker, holding ats_broken_lock with IRQs off on cpu0 where the GERROR IRQ is affine, finds ' +
+      'the 4-entry queue full behind it and polls for room without draining CMDQ_ERR: nothing ever skips the error',
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: oneDevice({ queueShift: 2, batchEntries: 2 }),
+      rounds: [[{ kind: 'hang', dev: 0 }], [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }]],
+      choices: [0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1],
     },
   },
   {
