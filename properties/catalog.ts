@@ -6,6 +6,7 @@
  */
 import fc from 'fast-check';
 import { FLAGS, Variant } from '../impl/variants.ts';
+import type { Coverage } from './coverage.ts';
 import { runScenario } from './runner.ts';
 import { pctScenarioArb, type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
 
@@ -30,6 +31,8 @@ export interface DetectOptions {
   readonly timeMs?: number;
   readonly shrinkTimeMs?: number;
   readonly baseline?: Variant;
+  /** Records the search's runs under `v4+flag` (not the baseline's, not the shrink's) here. */
+  readonly coverage?: Coverage;
 }
 
 /** The most severe property violated under `flagged` and not under `baseline`, or null. */
@@ -37,8 +40,9 @@ function differential(
   s: Scenario,
   flagged: Variant,
   baseline: Variant,
+  coverage?: Coverage,
 ): { property: string; message: string } | null {
-  const r = runScenario(s, flagged);
+  const r = runScenario(s, flagged, { coverage });
   if (r.violations.length === 0) return null;
   const base = new Set(runScenario(s, baseline).violations.map((v) => v.property));
   // The baseline must pass outright: any baseline violation means the scenario is not the flag's.
@@ -55,8 +59,9 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
   let runs = 0;
   const search = fc.check(
     fc.property(arb, (s) => {
+      if (opts.coverage) opts.coverage.stamp = runs;
       runs++;
-      return differential(s, flagged, baseline) === null;
+      return differential(s, flagged, baseline, opts.coverage) === null;
     }),
     {
       seed,

@@ -8,6 +8,7 @@
  */
 import fc from 'fast-check';
 import type { Variant } from '../impl/variants.ts';
+import { Coverage, type CoverageJson } from './coverage.ts';
 import { isSafety } from './invariants.ts';
 import { type RunResult, runScenario } from './runner.ts';
 import { type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
@@ -22,6 +23,8 @@ export interface FuzzOptions {
   /** Upper bound on shrinking wall time. */
   readonly shrinkTimeMs?: number;
   readonly arbitrary?: fc.Arbitrary<Scenario>;
+  /** Record the search's protocol coverage (coverage.ts), stamped with each run's index. */
+  readonly coverage?: boolean;
 }
 
 export interface FoundViolation {
@@ -44,6 +47,8 @@ export interface FuzzResult {
   readonly elapsedMs: number;
   readonly shrinkMs: number;
   readonly violation: FoundViolation | null;
+  /** The search runs' coverage (shrinking not included), when asked for. */
+  readonly coverage?: CoverageJson;
 }
 
 /** Runs spent looking for a safety violation after a conformance one (at least). */
@@ -88,10 +93,12 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
   // search for a safety violation, which is what a reviewer needs to see first.
   let firstConformance = -1;
   const stopAt = conformanceStopAt;
+  const cov = opts.coverage ? new Coverage() : undefined;
   const search = fc.check(
     fc.property(arb, (s) => {
       const index = runs++;
-      const r = runScenario(s, v);
+      if (cov) cov.stamp = index;
+      const r = runScenario(s, v, { coverage: cov });
       steps += r.steps;
       if (r.violations.length === 0) return true;
       if (isSafety(r.violations[0]!.property)) return false;
@@ -108,7 +115,7 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
     },
   );
   const elapsedMs = Math.round(performance.now() - t0);
-  const base = { variant: v.name, seed: opts.seed, runs, steps };
+  const base = { variant: v.name, seed: opts.seed, runs, steps, ...(cov ? { coverage: cov.toJSON() } : {}) };
   const safetyFound = search.failed && !(search.errorInstance instanceof StopSearch);
   let path: string;
   if (safetyFound && search.counterexamplePath !== null) path = search.counterexamplePath;

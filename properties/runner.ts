@@ -7,6 +7,8 @@ import { ArrayChoices, type LogLine, type TraceStep, type Violation } from '../i
 import { System } from '../impl/system.ts';
 import type { Variant } from '../impl/variants.ts';
 import { init, type State } from '../model/model.ts';
+import type { Coverage } from './coverage.ts';
+import { recordRound, watchOpStarts } from './coverage-probe.ts';
 import { PctChoices } from './pct.ts';
 import { Observers, propertyRank } from './invariants.ts';
 import { abstraction, checkRound, consts, describeMismatch } from './refinement.ts';
@@ -39,6 +41,8 @@ export interface RunOptions {
    * in atomic context), and goes on where a check would have stopped it.
    */
   readonly observers?: boolean;
+  /** Records the run's protocol coverage here (coverage.ts); absent, the run pays nothing for it. */
+  readonly coverage?: Coverage;
 }
 
 export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): RunResult {
@@ -66,14 +70,19 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
     let opIndex = 0;
     for (const ops of s.rounds) {
       roundStarts.push(sys.m.stepCount);
-      if (sys.runRound(ops, opIndex) !== 'quiescent') break;
+      const unwatch = opts.coverage ? watchOpStarts(sys, ops, opIndex, opts.coverage) : null;
+      const end = sys.runRound(ops, opIndex);
+      unwatch?.();
+      if (end !== 'quiescent') break;
       opIndex += ops.length;
       roundsDone++;
       obs?.atQuiescence();
       if (model !== null) {
         const res = checkRound(c, model, ops, abstraction(sys));
-        if (res.ok) model = res.state;
-        else {
+        if (res.ok) {
+          if (opts.coverage) recordRound(opts.coverage, c, model, ops, res.state);
+          model = res.state;
+        } else {
           sys.m.violate(
             'refinement',
             `after round ${roundsDone}: no order of {${ops.map((o) => o.kind).join(', ')}} explains the state: ${describeMismatch(res.impl, res.candidates)}`,

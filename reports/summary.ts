@@ -33,6 +33,22 @@ export const summaryViolation = z.object({
   inCorpus: z.string().nullable(),
 });
 
+const coverageCount = z.object({
+  visited: z.number(),
+  total: z.number(),
+  /** Visited key → stream position of the first run that visited it. */
+  first: z.record(z.string(), z.number()),
+  /** The blind spots: keys of the universe never visited. */
+  never: z.array(z.string()),
+});
+
+/**
+ * Protocol coverage of the runs counted (properties/coverage.ts): op tuples `op device
+ * quarantine queue` and model transitions `step from->to`. Optional: summaries written before it
+ * existed, or by a job that did not record it, are still v1.
+ */
+export const summaryCoverage = z.object({ ops: coverageCount, transitions: coverageCount });
+
 export const summarySchema = z.object({
   schema: z.literal(SUMMARY_SCHEMA),
   /** running: written as the job goes (a killed job leaves this); done; interrupted; aborted (too many crashes). */
@@ -74,10 +90,12 @@ export const summarySchema = z.object({
     runsPerSecond: z.number(),
     interruptedBy: z.string().nullable(),
   }),
+  coverage: summaryCoverage.optional(),
 });
 
 export type Summary = z.infer<typeof summarySchema>;
 export type SummaryViolation = z.infer<typeof summaryViolation>;
+export type SummaryCoverage = z.infer<typeof summaryCoverage>;
 
 export class SummaryError extends Error {}
 

@@ -5,10 +5,12 @@
  * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
  * with the generic scenario arbitraries, each until the first such scenario or the budget;
  * shrink; report detection, the property that fired, runs and milliseconds to detect (median,
- * max), shrink time and the shrunk size beside the witness's size.
+ * max), shrink time and the shrunk size beside the witness's size; and the protocol coverage
+ * (properties/coverage.ts) of the searches under v4+flag, per row and over all rows.
  */
 import { FLAGS } from '../../impl/variants.ts';
 import { type Detection, detect } from '../catalog.ts';
+import { Coverage, fmtCoverageLine } from '../coverage.ts';
 import { scenarioSize } from '../scenario.ts';
 import { WITNESSES } from '../witnesses/witnesses.ts';
 import { exitUsage, parseCli } from './args.ts';
@@ -47,19 +49,28 @@ function main(): number {
   const ids = values.flag ?? FLAGS.map((f) => f.id);
   for (const id of ids) if (!FLAGS.some((f) => f.id === id)) fail(`unknown flag '${id}'`);
 
+  const all = new Coverage();
   const entries = ids.map((id) => {
+    const coverage = new Coverage();
     // With both strategies, a seed counts when either finds the row (uniform first).
     const one = (seed: number): Detection => {
       if (strategy !== 'both')
-        return detect(id, seed, { runs, timeMs: budgetMs, strategy: strategy as 'uniform' | 'pct' });
-      const u = detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'uniform' });
-      return u.detected ? u : detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'pct' });
+        return detect(id, seed, {
+          runs,
+          timeMs: budgetMs,
+          strategy: strategy as 'uniform' | 'pct',
+          coverage,
+        });
+      const u = detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'uniform', coverage });
+      return u.detected ? u : detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'pct', coverage });
     };
     const ds = Array.from({ length: seeds }, (_, i) => one(i + 1));
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
     const w = WITNESSES.find((x) => x.flag === id);
     const ws = w ? scenarioSize(w.scenario) : null;
+    all.merge(coverage);
+    const cov = coverage.report();
     return {
       id,
       detected: hits.length === ds.length,
@@ -74,10 +85,27 @@ function main(): number {
       shrunkChoices: hits.length ? Math.max(...hits.map((d) => d.shrunk!.choices)) : null,
       witnessOps: ws?.ops ?? null,
       witnessChoices: ws?.choices ?? null,
+      coverage: { ops: cov.ops.visited, transitions: cov.transitions.visited },
     };
   });
+  const total = all.report();
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ seeds, runs, budgetMs, entries })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        seeds,
+        runs,
+        budgetMs,
+        entries,
+        coverage: {
+          ops: { visited: total.ops.visited, total: total.ops.total, never: total.ops.never },
+          transitions: {
+            visited: total.transitions.visited,
+            total: total.transitions.total,
+            never: total.transitions.never,
+          },
+        },
+      })}\n`,
+    );
   } else {
     const head = ['row', 'found', 'property', 'runs(med)', 'ms(med)', 'ms(max)', 'shrink ms', 'ops/witness'];
     const rows = entries.map((e) => [
@@ -101,6 +129,7 @@ function main(): number {
     process.stdout.write(
       `\n${seeds} seeds per row, ${runs} runs or ${budgetMs / 1000} s per seed, strategy ${strategy}\n`,
     );
+    process.stdout.write(`coverage of the searches (all rows): ${fmtCoverageLine(total)}\n`);
   }
   return entries.every((e) => e.detected) ? 0 : 1;
 }

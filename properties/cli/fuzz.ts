@@ -1,14 +1,15 @@
 /**
  * npm run fuzz -- --variant NAME (--runs N | --time SECONDS) [--seed S] [--workers N]
  *                 [--shard i/N] [--strategy uniform|pct] [--keep-going] [--out DIR] [--save-corpus]
- *                 [--corpus DIR] [--shrink-time SECONDS] [--json]
+ *                 [--corpus DIR] [--shrink-time SECONDS] [--json] [--coverage]
  *
  * Runs random scenarios until the first violation (or, with --keep-going, until the budget),
  * shrinks what it finds, replays it once, prints the violated property and the shrunk run's
  * diagram, and writes a report folder (summary.json, junit.xml, one folder per violation).
  * Exit 1 on a violation, 0 on none, 2 on bad input (one line on stderr, no file written), 3 when
  * a worker crashed and nothing was found, 130/143 when interrupted (SIGINT/SIGTERM) before
- * anything was found. With no arguments: the v4 preset for 60 seconds with a fresh seed, printed
+ * anything was found. The search's protocol coverage (properties/coverage.ts) goes into the
+ * summary and one line of output; --coverage also prints its blind spots. With no arguments: the v4 preset for 60 seconds with a fresh seed, printed
  * first, on all cores.
  */
 import { execFileSync } from 'node:child_process';
@@ -19,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { listVariants, Variant, VariantError } from '../../impl/variants.ts';
 import { fmtScenario, fmtTimeline } from '../../reports/counterexample.ts';
 import { RunReport } from '../../reports/run-report.ts';
-import type { Summary } from '../../reports/summary.ts';
+import type { Summary, SummaryCoverage } from '../../reports/summary.ts';
+import { type Coverage, fmtBlindSpots, fmtCoverageLine } from '../coverage.ts';
 import { CORPUS_DIR, readCorpus, type SaveResult, saveToCorpus } from '../engine/corpus.ts';
 import { Engine, type EngineState, type Reported } from '../engine/engine.ts';
 import { Control } from '../engine/jobs.ts';
@@ -51,6 +53,8 @@ interface Args {
   readonly corpus: string;
   readonly shrinkTime: number;
   readonly json: boolean;
+  /** Print the coverage's blind spots (the counts are always printed). */
+  readonly coverage: boolean;
   /** Absolute; and as the user gave it (or relative to the working directory). */
   readonly out: string;
   readonly displayOut: string;
@@ -73,6 +77,7 @@ function parse() {
       corpus: { type: 'string' },
       'shrink-time': { type: 'string' },
       json: { type: 'boolean' },
+      coverage: { type: 'boolean' },
       'list-variants': { type: 'boolean' },
     },
   });
@@ -153,6 +158,7 @@ function validate(values: ReturnType<typeof parse>['values']): Args {
     corpus: corpusDir,
     shrinkTime,
     json: values.json ?? false,
+    coverage: values.coverage ?? false,
     out,
     displayOut,
   };
@@ -168,6 +174,29 @@ function gitRevision(): string {
     }).trim();
   } catch {
     return 'unknown';
+  }
+}
+
+/** summary.json's coverage section: counts, first visits and blind spots. */
+function coverageSection(c: Coverage): SummaryCoverage {
+  const r = c.report();
+  const j = c.toJSON();
+  return {
+    ops: { visited: r.ops.visited, total: r.ops.total, first: { ...j.ops }, never: [...r.ops.never] },
+    transitions: {
+      visited: r.transitions.visited,
+      total: r.transitions.total,
+      first: { ...j.transitions },
+      never: [...r.transitions.never],
+    },
+  };
+}
+
+/** The report folder, with the search's coverage in summary.json. */
+class CoverageRunReport extends RunReport {
+  override summary(state: EngineState, status: Summary['status'], now?: Date): Summary {
+    const s = super.summary(state, status, now);
+    return state.coverage !== undefined ? { ...s, coverage: coverageSection(state.coverage) } : s;
   }
 }
 
@@ -235,7 +264,7 @@ async function main(): Promise<number> {
 
   const ctl = Control.create();
   const executor: Executor = args.workers === 1 ? new InProcess(ctl) : new WorkerPool(args.workers, ctl);
-  const report = new RunReport({
+  const report = new CoverageRunReport({
     dir: args.out,
     displayDir: args.displayOut,
     variant: variant.name,
@@ -267,6 +296,7 @@ async function main(): Promise<number> {
       keepGoing: args.keepGoing,
       shrinkTimeMs: args.shrinkTime * 1000,
       strategy: args.strategy,
+      coverage: true,
     },
     executor,
     ctl,
@@ -375,6 +405,7 @@ async function main(): Promise<number> {
         })),
         crashes: summary.crashes,
         corpus: saved,
+        coverage: summary.coverage ?? null,
       })}\n`,
     );
     return code;
@@ -404,6 +435,11 @@ async function main(): Promise<number> {
     });
     say('');
     say(`re-run: ${rerun}`);
+  }
+  if (state.coverage !== undefined) {
+    const r = state.coverage.report();
+    say(`coverage: ${fmtCoverageLine(r)}${args.coverage ? '' : ' (--coverage lists the blind spots)'}`);
+    if (args.coverage) for (const line of fmtBlindSpots(r)) say(line);
   }
   for (const s of saved)
     say(

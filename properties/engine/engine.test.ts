@@ -114,6 +114,28 @@ describe('stopping at the first: the same outcome as fuzz()', () => {
   });
 });
 
+describe('coverage', () => {
+  test.each([
+    ['v4+late-isr-misclassified', 3, 400],
+    ['v4', 5, 150],
+  ])('%s seed %i, %i runs: the runs counted, as fuzz() records them', async (variant, seed, runs) => {
+    const legacy = fuzz({ variant: Variant.parse(variant), seed, runs, coverage: true });
+    const st = await runEngine(spec({ variant, seed, runs, coverage: true }));
+    expect(st.coverage?.toJSON()).toEqual(legacy.coverage);
+    expect((await runEngine(spec({ variant, seed, runs: 20 }))).coverage).toBeUndefined();
+  });
+
+  test('worker threads that ran past the stop record the same as the in-process path', async () => {
+    const s = spec({ variant: 'v4+late-isr-misclassified', seed: 9, runs: 700, coverage: true });
+    const one = await runEngine(s);
+    const two = await runEngine(s, (c) => new WorkerPool(2, c));
+    expect(one.end).toBe('violation');
+    expect(two.coverage!.toJSON()).toEqual(one.coverage!.toJSON());
+    const stamps = Object.values(one.coverage!.toJSON().ops);
+    expect(Math.max(...stamps)).toBeLessThan(one.runs);
+  });
+});
+
 describe('keep going', () => {
   const s = spec({ variant: 'v4+done-ignores-result', seed: 2, runs: 600, keepGoing: true });
 

@@ -18,6 +18,7 @@
  */
 import fc from 'fast-check';
 import type { Variant } from '../../impl/variants.ts';
+import { Coverage } from '../coverage.ts';
 import { parseCounterexample } from '../counterexample-file.ts';
 import { conformanceStopAt, violates } from '../fuzz.ts';
 import { type RunResult, runScenario } from '../runner.ts';
@@ -46,6 +47,8 @@ export interface EngineSpec {
   readonly timeMs?: number;
   readonly keepGoing: boolean;
   readonly shrinkTimeMs: number;
+  /** Record the search's protocol coverage (coverage.ts) into {@link EngineState.coverage}. */
+  readonly coverage?: boolean;
 }
 
 export interface Reported {
@@ -102,6 +105,11 @@ export interface EngineState {
   readonly interruptedBy: string | null;
   readonly elapsedMs: number;
   readonly shrinkMs: number;
+  /**
+   * When asked for: the coverage of the runs counted (with `--runs`, repeatable like `runs`).
+   * A crashed block's runs are counted but their coverage is lost with the worker.
+   */
+  readonly coverage?: Coverage;
 }
 
 export interface EngineHooks {
@@ -156,6 +164,8 @@ export class Engine {
   private searchMs: number | null = null;
   private shrinkMsTotal = 0;
   private resolve: ((s: EngineState) => void) | null = null;
+  /** Every finished block's coverage, merged (cut to the runs counted in {@link state}). */
+  private readonly coverage: Coverage | null;
 
   constructor(
     private readonly spec: EngineSpec,
@@ -166,6 +176,7 @@ export class Engine {
     this.streamSeed = shardSeed(spec.seed, spec.shard);
     this.limit = spec.runs ?? Number.MAX_SAFE_INTEGER;
     this.deadline = spec.timeMs !== undefined ? Date.now() + spec.timeMs : null;
+    this.coverage = spec.coverage ? new Coverage() : null;
   }
 
   get seedOfStream(): number {
@@ -195,10 +206,12 @@ export class Engine {
     let runs = executedRuns;
     let steps = executedSteps;
     let byProperty: Record<string, number>;
+    // Workers run ahead of a stop: what they ran past it is not counted, nor is its coverage.
+    let cut = Number.MAX_SAFE_INTEGER;
     if (!keep && this.decision !== null) {
       runs = this.decision.runs;
       steps = this.decision.steps;
-      const cut = this.decision.stopped ? this.stopOrdinal() : Number.MAX_SAFE_INTEGER;
+      if (this.decision.stopped) cut = this.stopOrdinal();
       byProperty = tally(allFound.filter((f) => f.ordinal < cut));
     } else if (keep && this.finalized) {
       runs = this.runsCounted;
@@ -231,6 +244,7 @@ export class Engine {
       interruptedBy: this.interruptedBy,
       elapsedMs: Math.round(this.searchMs ?? performance.now() - this.t0),
       shrinkMs: Math.round(this.shrinkMsTotal),
+      ...(this.coverage !== null ? { coverage: this.coverage.before(cut) } : {}),
     };
   }
 
@@ -305,6 +319,7 @@ export class Engine {
       size,
       keepGoing: this.spec.keepGoing,
       deadline: this.deadline,
+      ...(this.coverage !== null ? { coverage: true } : {}),
     };
     this.launch(
       job,
@@ -324,6 +339,7 @@ export class Engine {
           b.done = o.result.done;
           b.steps = o.result.steps;
           b.status = o.result.end === 'complete' ? 'complete' : o.result.end;
+          if (o.result.coverage !== undefined) this.coverage?.merge(o.result.coverage);
         } else {
           const last = b.found.at(-1);
           if (last !== undefined) b.done = Math.max(b.done, last.ordinal - b.start + 1);

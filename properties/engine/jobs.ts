@@ -11,6 +11,7 @@
  */
 import fc from 'fast-check';
 import { Variant } from '../../impl/variants.ts';
+import { Coverage, type CoverageJson } from '../coverage.ts';
 import { finishShrink, violates } from '../fuzz.ts';
 import { isSafety } from '../invariants.ts';
 import { runScenario } from '../runner.ts';
@@ -28,6 +29,8 @@ export interface SearchJob {
   readonly keepGoing: boolean;
   /** Wall-clock deadline (Date.now() milliseconds), or null for none. */
   readonly deadline: number | null;
+  /** Record protocol coverage (coverage.ts), each run stamped with its stream position. */
+  readonly coverage?: boolean;
 }
 
 export interface ShrinkJob {
@@ -74,6 +77,8 @@ export interface SearchResult {
   readonly found: readonly Found[];
   /** complete: the whole block; safety: ended at a safety violation; stopped: stop index, deadline or interrupt. */
   readonly end: 'complete' | 'safety' | 'stopped';
+  /** The runs' coverage (plain JSON: it crosses to the coordinator), when the job asked for it. */
+  readonly coverage?: CoverageJson;
 }
 
 export interface ShrinkResult {
@@ -168,6 +173,7 @@ async function runSearch(
   let lastYield = Date.now();
   let lastProgress = lastYield;
   const progressMs = opts.progressMs ?? 200;
+  const cov = job.coverage ? new Coverage() : undefined;
   const search = await fc.check(
     fc.asyncProperty(arbFor(job.strategy), async (s) => {
       const ordinal = job.start + done;
@@ -184,7 +190,8 @@ async function runSearch(
         throw new EndBlock();
       }
       opts.beforeRun?.(ordinal);
-      const r = runScenario(s, v);
+      if (cov) cov.stamp = ordinal;
+      const r = runScenario(s, v, { coverage: cov });
       done++;
       steps += r.steps;
       const now = Date.now();
@@ -219,7 +226,7 @@ async function runSearch(
     );
   }
   emit({ type: 'progress', done, steps });
-  return { kind: 'search', done, steps, found, end };
+  return { kind: 'search', done, steps, found, end, ...(cov ? { coverage: cov.toJSON() } : {}) };
 }
 
 async function runShrink(job: ShrinkJob, ctl: Control, opts: RunOptions): Promise<ShrinkResult> {
