@@ -19,7 +19,11 @@ export type SimEvent =
   | { kind: 'hang'; dev: number }
   /** pci_reset_function() started or ended for the device. */
   | { kind: 'resetFunction'; dev: number; running: boolean }
-  | { kind: 'warn'; what: string };
+  | { kind: 'warn'; what: string }
+  /** The driver fenced the device's ATS (cleared EATS) after an ATC invalidation timeout. */
+  | { kind: 'atsFenced'; dev: number }
+  /** An STE write turned EATS on for one of the device's stream IDs (it was off). */
+  | { kind: 'eatsEnabled'; dev: number };
 
 export class Events {
   private readonly listeners: Array<(e: SimEvent) => void> = [];

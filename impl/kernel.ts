@@ -125,6 +125,8 @@ export interface ArmSmmuInv {
   readonly id: number;
   /** INV_TYPE_ATS only (P17). */
   readonly master: ArmSmmuMaster | null;
+  /** v4-minimal: the entry's ATC timed out; no more invalidations go to it. */
+  broken?: boolean;
 }
 
 /**

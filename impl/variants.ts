@@ -6,8 +6,18 @@
  * reviewer reads the branch as the diff.
  */
 
-export type Preset = 'mainline' | 'v4';
-export const PRESETS: readonly Preset[] = ['mainline', 'v4'];
+export type Preset = 'mainline' | 'v4' | 'v4-minimal';
+export const PRESETS: readonly Preset[] = ['mainline', 'v4', 'v4-minimal'];
+
+/**
+ * v4-minimal: the driver-only design the maintainer asks for at the end of seed 002. The driver
+ * detects the timeout (P12–P16, with P24's forced sync for ATS batches), clears EATS on every
+ * ATS stream ID of the timed-out batch (no per-SID retry: P19–P22, P24's retry dropped) and marks
+ * those invalidation entries broken (a flag in the invs entries, not a master pointer: no P17);
+ * the core is not told (no P06–P09, P11) and an attach may re-enable ATS (no P18 refusal, no P23
+ * fence); an external FLR's prepare/done (P01–P05, P10) puts everything back.
+ */
+const MINIMAL_PATCHES: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 10, 12, 13, 14, 15, 16, 24]);
 
 export interface FlagInfo {
   readonly id: string;
@@ -156,8 +166,8 @@ export class Variant {
         );
       }
     }
-    if (preset === 'mainline' && flags.length > 0) {
-      throw new VariantError(`flags apply to v4, not to mainline: '${spec}'`);
+    if (preset !== 'v4' && flags.length > 0) {
+      throw new VariantError(`flags apply to v4, not to ${preset}: '${spec}'`);
     }
     return new Variant(preset as Preset, new Set(flags));
   }
@@ -167,8 +177,13 @@ export class Variant {
   }
 
   /** Patch n/24 of "[PATCH v4] iommu/arm-smmu-v3: Quarantine device upon ATC invalidation timeout". */
-  patch(_n: number): boolean {
-    return this.preset === 'v4';
+  patch(n: number): boolean {
+    return this.preset === 'v4' || (this.preset === 'v4-minimal' && MINIMAL_PATCHES.has(n));
+  }
+
+  /** The driver-only design of v4-minimal, where it departs from the patches. */
+  get minimal(): boolean {
+    return this.preset === 'v4-minimal';
   }
 
   /**
@@ -176,7 +191,7 @@ export class Variant {
    * 000), which the v4 preset includes: the issue takes that series' v4 as the v4 behaviour.
    */
   atsPatch(_n: number): boolean {
-    return this.preset === 'v4';
+    return this.preset !== 'mainline';
   }
 
   /** A catalog bug this variant puts back. */

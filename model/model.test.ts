@@ -11,6 +11,7 @@ import {
   invariants,
   type ModelOp,
   next,
+  nexts,
 } from './model.ts';
 
 /** Functions, some of them VFs of an earlier PF, some quirked. */
@@ -117,6 +118,42 @@ describe('model', () => {
       });
     },
   );
+
+  test("'driver' design: the core is not told, an attach turns ATS back on, bystanders may be fenced", () => {
+    const c = constsOf([{ ats: true }, { ats: true }], 2, 1, 'driver');
+    let s = next(c, init(c), { kind: 'hang', dev: 0 });
+    const after = nexts(c, s, { kind: 'unmap', domain: 0, iova: 0 });
+    // dev0 fenced by the driver only; dev1 (healthy, same batch) fenced or not
+    expect(after.map((x) => x.devs.map((d) => d.atsBroken))).toEqual([
+      [true, false],
+      [true, true],
+    ]);
+    expect(after.every((x) => x.devs[0]!.quarantine === 'none' && x.recoveryCnt[0] === 0)).toBe(true);
+    s = after[0]!;
+    // the attach re-enables ATS, which times out again on the silent device and is fenced again
+    expect(next(c, s, { kind: 'attach', dev: 0, domain: 1 }).devs[0]).toMatchObject({
+      domain: 1,
+      atsBroken: true,
+      atsOn: false,
+    });
+    // a working reset restores it
+    const r = next(c, s, { kind: 'reset', dev: 0, outcome: 'ok' });
+    expect(r.devs[0]).toMatchObject({ atsBroken: false, atsOn: true, quarantine: 'none' });
+  });
+
+  test.prop([
+    consts
+      .map((c) => ({ ...c, design: 'driver' as const }))
+      .chain((c) => fc.tuple(fc.constant(c), fc.array(op(c), { maxLength: 8 }))),
+  ])("'driver' design keeps the invariants, and 'core' has exactly one successor", ([c, ops]) => {
+    let states = [init(c)];
+    for (const o of ops) {
+      states = states.flatMap((x) => nexts(c, x, o)).slice(0, 64);
+      for (const x of states)
+        for (const [name, inv] of Object.entries(invariants)) expect(inv(c, x), name).toBe(true);
+      expect(nexts({ ...c, design: 'core' }, states[0]!, o)).toHaveLength(1);
+    }
+  });
 
   test('a reset is two atomic steps; interleavings keep each operation in order', () => {
     const a = atomicSteps({ kind: 'reset', dev: 0, outcome: 'ok' });

@@ -40,7 +40,15 @@ export interface Consts {
   readonly pf: readonly (number | null)[];
   readonly domains: number;
   readonly iovas: number;
+  /**
+   * 'core': the series (v4): the core quarantines a broken device until a reset.
+   * 'driver': v4-minimal: only the driver fences ATS, an attach may turn it back on, and a
+   * timed-out batch fences every ATS device in it.
+   */
+  readonly design: Design;
 }
+
+export type Design = 'core' | 'driver';
 
 /** A PCI function as the topology describes it. */
 export interface FunctionSpec {
@@ -52,11 +60,16 @@ export interface FunctionSpec {
 // AtsSupported(d) == capability present, and no no-ATS quirk on d nor, for a VF, on its PF.
 // Probed(d)       == ¬(AtsSupported(d) ∧ d is a VF ∧ ¬AtsSupported(PF)): a VF's STU is its PF's,
 //                    which only a PF that uses ATS has; the probe fails rather than the attach.
-export function constsOf(fns: readonly FunctionSpec[], domains: number, iovas: number): Consts {
+export function constsOf(
+  fns: readonly FunctionSpec[],
+  domains: number,
+  iovas: number,
+  design: Design = 'core',
+): Consts {
   const own = fns.map((f) => f.ats && !f.noAts);
   const ats = fns.map((f, d) => own[d]! && (f.pf === undefined || !fns[f.pf]!.noAts));
   const probed = fns.map((f, d) => !(ats[d]! && f.pf !== undefined && !ats[f.pf]!));
-  return { ats, probed, pf: fns.map((f) => f.pf ?? null), domains, iovas };
+  return { ats, probed, pf: fns.map((f) => f.pf ?? null), domains, iovas, design };
 }
 
 export type ModelOp =
@@ -103,33 +116,59 @@ function map(s: State, dom: number, iova: number): State {
 }
 
 // BreakIfSilent(d) == an ATC invalidation sent to a device that no longer answers: the driver
-// finds it, fences ATS (atsBroken) and the core quarantines it as broken (severity only grows).
-function breakIfSilent(s: State, d: number): State {
+// finds it and fences ATS (atsBroken); under 'core' the core also quarantines it as broken
+// (severity only grows).
+function breakIfSilent(c: Consts, s: State, d: number): State {
   const x = s.devs[d]!;
   if (x.responsive) return s;
+  return fence(c, s, d);
+}
+
+function fence(c: Consts, s: State, d: number): State {
+  const x = s.devs[d]!;
+  if (c.design === 'driver') return setDev(s, d, (y) => ({ ...y, atsBroken: true, atsOn: false }));
   const t = setDev(s, d, (y) => ({ ...y, quarantine: 'broken', atsBroken: true, atsOn: false }));
   return x.quarantine === 'none' ? setCnt(t, d, (n) => n + 1) : t;
 }
 
 // Unmap(dom, iova) == the IOVA goes; every device on dom with ATS on gets its ATC invalidated
-// before the page can be reused.
-function unmap(s: State, dom: number, iova: number): State {
-  if (!s.mapped[dom]!.includes(iova)) return s;
+// before the page can be reused. Under 'driver', a timeout also fences the healthy ATS devices
+// that shared its batch: each subset of them is allowed (see below).
+function unmap(c: Consts, s: State, dom: number, iova: number): State[] {
+  if (!s.mapped[dom]!.includes(iova)) return [s];
   let t: State = { ...s, mapped: s.mapped.map((x, i) => (i === dom ? x.filter((v) => v !== iova) : x)) };
+  const invalidated: number[] = [];
   t.devs.forEach((x, d) => {
-    if (x.domain === dom && x.quarantine === 'none' && x.atsOn) t = breakIfSilent(t, d);
+    if (x.domain === dom && x.quarantine === 'none' && x.atsOn) invalidated.push(d);
   });
-  return t;
+  for (const d of invalidated) t = breakIfSilent(c, t, d);
+  if (c.design !== 'driver') return [t];
+  // A silent device on dom may be in the batch even while an attach is turning its ATS back on.
+  const silent = s.devs.some(
+    (x, d) => x.domain === dom && !x.responsive && c.ats[d] && x.quarantine === 'none',
+  );
+  if (!silent) return [t];
+  // Which healthy devices share the failed batch depends on batching and on attaches moving
+  // them between domains meanwhile: any of those with ATS on may be fenced with it.
+  const bystanders = t.devs.flatMap((x, d) => (x.atsOn && x.responsive ? [d] : []));
+  return subsets(bystanders).map((blamed) => blamed.reduce((u, d) => fence(c, u, d), t));
+}
+
+function subsets<T>(xs: readonly T[]): T[][] {
+  return xs.reduce<T[][]>((acc, x) => [...acc, ...acc.map((a) => [...a, x])], [[]]);
 }
 
 // Attach(d, dom) == refused while the group recovers; else ATS follows support and the fence,
 // and the ATC is flushed on the way (which finds a silent device).
+// Under 'driver' the attach turns a fenced device's ATS back on (a new episode).
 function attach(c: Consts, s: State, d: number, dom: number): State {
   if (s.recoveryCnt[d]! > 0) return s;
   const x = s.devs[d]!;
-  const atsOn = c.ats[d]! && !x.atsBroken;
-  const t = setDev(s, d, (y) => ({ ...y, domain: dom, atsOn }));
-  return atsOn || x.atsOn ? breakIfSilent(t, d) : t;
+  const retry = c.design === 'driver';
+  const atsOn = c.ats[d]! && (retry || !x.atsBroken);
+  const atsBroken = retry && atsOn ? false : x.atsBroken;
+  const t = setDev(s, d, (y) => ({ ...y, domain: dom, atsOn, atsBroken }));
+  return atsOn || x.atsOn ? breakIfSilent(c, t, d) : t;
 }
 
 // ResetPrepare(d) == the reset fence: block the device (turning ATS off flushes the ATC first);
@@ -138,10 +177,12 @@ function resetPrepare(c: Consts, s: State, d: number): State {
   if (!c.ats[d]) return s;
   const x = s.devs[d]!;
   if (x.quarantine !== 'none') return s;
-  const s1 = x.atsOn ? breakIfSilent(s, d) : s;
+  const s1 = x.atsOn ? breakIfSilent(c, s, d) : s;
   if (s1.devs[d]!.quarantine !== 'none') return s1;
+  // Under 'driver' the fence lives in the invalidation entries, which the blocking domain drops.
+  const atsBroken = c.design === 'driver' ? false : s1.devs[d]!.atsBroken;
   return setCnt(
-    setDev(s1, d, (y) => ({ ...y, quarantine: 'resetting', atsOn: false })),
+    setDev(s1, d, (y) => ({ ...y, quarantine: 'resetting', atsOn: false, atsBroken })),
     d,
     (n) => n + 1,
   );
@@ -191,15 +232,25 @@ const unplug = (c: Consts, s: State, d: number): State =>
     ),
   );
 
-// Next == one operation, atomically. DMA changes no protocol state (its safety is a property).
+// Next == one operation, atomically: the first of the states it may lead to.
 export function next(c: Consts, s: State, op: ModelOp): State {
-  // Operations on a device that is gone change nothing (the kernel returns -ENODEV or no-ops).
   if ('dev' in op && op.kind !== 'dma' && !s.devs[op.dev]!.present) return s;
+  return op.kind === 'unmap' ? unmap(c, s, op.domain, op.iova)[0]! : step(c, s, op);
+}
+
+// Nexts == every state one operation may lead to (more than one only where the design leaves
+// a choice to the implementation). DMA changes no protocol state (its safety is a property).
+export function nexts(c: Consts, s: State, op: ModelOp): State[] {
+  // Operations on a device that is gone change nothing (the kernel returns -ENODEV or no-ops).
+  if ('dev' in op && op.kind !== 'dma' && !s.devs[op.dev]!.present) return [s];
+  if (op.kind === 'unmap') return unmap(c, s, op.domain, op.iova);
+  return [step(c, s, op)];
+}
+
+function step(c: Consts, s: State, op: Exclude<ModelOp, { kind: 'unmap' }>): State {
   switch (op.kind) {
     case 'map':
       return map(s, op.domain, op.iova);
-    case 'unmap':
-      return unmap(s, op.domain, op.iova);
     case 'attach':
       return attach(c, s, op.dev, op.domain);
     case 'reset':

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { Variant } from '../impl/variants.ts';
-import { atcTimeoutReportedAsPlainTimeout } from './findings.ts';
+import { atcTimeoutReportedAsPlainTimeout, fenceLostToAttach } from './findings.ts';
 import { fuzz } from './fuzz.ts';
 import { runScenario } from './runner.ts';
 import type { Scenario } from './scenario.ts';
@@ -39,5 +39,35 @@ describe('v4 as posted: a bounded search finds nothing a recorded finding does n
     const r = fuzz({ variant: v4, seed, runs: 1500 });
     if (r.violation === null) return;
     expect(atcTimeoutReportedAsPlainTimeout(runScenario(r.violation.scenario, v4).events)).toBe(true);
+  });
+});
+
+describe('finding (v4-minimal): a batch fence lost to a concurrent attach', () => {
+  const f = corpus('v4-minimal-fence-lost-to-attach');
+  const minimal = Variant.parse('v4-minimal');
+
+  test('v4-minimal lets a healthy device keep ATS with broken invalidation entries, then corrupts memory', () => {
+    const r = runScenario(f.scenario, minimal);
+    expect(fenceLostToAttach(r.violations)).toBe(true);
+    expect(r.violations.map((v) => v.property)).toContain('no-corruption');
+  });
+
+  test('v4 (ats_broken_lock around STE writes, per-SID retry) is safe in the same scenario', () => {
+    expect(runScenario(f.scenario, Variant.parse('v4')).violations).toEqual([]);
+  });
+
+  test('the same operations one at a time are safe under v4-minimal', () => {
+    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    expect(runScenario(serial, minimal).violations).toEqual([]);
+  });
+});
+
+describe('v4-minimal: a bounded search finds nothing a recorded finding does not explain', () => {
+  test.each([1, 2, 3])('seed %i', (seed) => {
+    const minimal = Variant.parse('v4-minimal');
+    const r = fuzz({ variant: minimal, seed, runs: 1500 });
+    if (r.violation === null) return;
+    const run = runScenario(r.violation.scenario, minimal);
+    expect(atcTimeoutReportedAsPlainTimeout(run.events) || fenceLostToAttach(run.violations)).toBe(true);
   });
 });

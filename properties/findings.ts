@@ -4,6 +4,7 @@
  */
 import type { SimEvent } from '../impl/events.ts';
 import { ETIMEDOUT } from '../impl/kernel.ts';
+import type { Violation } from '../impl/sim/machine.ts';
 
 /**
  * `sync-queued-behind-failure`: an issuer returned a plain -ETIMEDOUT for a CMD_SYNC that the SMMU
@@ -16,4 +17,15 @@ export function atcTimeoutReportedAsPlainTimeout(events: readonly SimEvent[]): b
     if (e.kind === 'syncAtcError' && timedOut.has(e.prod)) return true;
   }
   return false;
+}
+
+/**
+ * `minimal-fence-lost-to-attach` (v4-minimal): translated requests are allowed (EATS=1) for a
+ * stream ID whose invalidation entry the batch error path marked broken — an attach re-set EATS
+ * after the fence, so that device's ATC is never invalidated again.
+ */
+export function fenceLostToAttach(violations: readonly Violation[]): boolean {
+  return violations.some(
+    (v) => v.property === 'no-eats-while-ats-broken' && v.message.includes('marked broken'),
+  );
 }

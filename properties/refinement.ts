@@ -2,7 +2,12 @@
  * Refinement: at each quiescent point the abstraction of the impl state must equal the model
  * state reached by some order of the round's concurrent operations.
  */
-import { BLOCKED_BROKEN, BLOCKED_RESET_FAILED, BLOCKED_RESETTING } from '../impl/kernel.ts';
+import {
+  type ArmSmmuMaster,
+  BLOCKED_BROKEN,
+  BLOCKED_RESET_FAILED,
+  BLOCKED_RESETTING,
+} from '../impl/kernel.ts';
 import type { Op, System } from '../impl/system.ts';
 import {
   atomicSteps,
@@ -13,6 +18,7 @@ import {
   interleavings,
   type ModelOp,
   next,
+  nexts,
   type Quarantine,
   type State,
 } from '../model/model.ts';
@@ -25,7 +31,12 @@ const QUARANTINE: Record<number, Quarantine> = {
 };
 
 export function consts(sys: System): Consts {
-  return constsOf(sys.topo.devices, sys.k.domains.filter((d) => d.type === 'paging').length, sys.topo.iovas);
+  return constsOf(
+    sys.topo.devices,
+    sys.k.domains.filter((d) => d.type === 'paging').length,
+    sys.topo.iovas,
+    sys.v.minimal ? 'driver' : 'core',
+  );
 }
 
 /** The abstraction function: impl state → model state. */
@@ -41,7 +52,8 @@ export function abstraction(sys: System): State {
       return {
         domain: pdev.group!.domain.id,
         quarantine: QUARANTINE[gdev.blocked] ?? 'none',
-        atsBroken: pdev.master?.atsBroken ?? false,
+        atsBroken:
+          pdev.master !== null && (pdev.master.atsBroken || (sys.v.minimal && fenced(pdev.master, eats))),
         atsOn: pdev.ep.atsEnabled && eats,
         responsive: pdev.ep.responsive,
         present: true,
@@ -50,6 +62,15 @@ export function abstraction(sys: System): State {
     recoveryCnt: k.groups.map((g) => g.recoveryCnt),
     mapped: k.domains.filter((d) => d.type === 'paging').map((d) => [...d.pt.keys()].sort((a, b) => a - b)),
   };
+}
+
+/**
+ * v4-minimal keeps no ats_broken: its fence is EATS cleared under an ATS the driver still has
+ * on, plus the master's invalidation entries marked broken.
+ */
+function fenced(master: ArmSmmuMaster, eats: boolean): boolean {
+  const invs = master.domain?.invs.inv ?? [];
+  return (master.atsEnabled && !eats) || invs.some((i) => i.broken === true && master.sids.includes(i.id));
 }
 
 export function toModelOp(op: Op): ModelOp {
@@ -77,9 +98,13 @@ export type RefinementResult = { ok: true; state: State } | { ok: false; impl: S
 export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: State): RefinementResult {
   const candidates: State[] = [];
   for (const order of interleavings(ops.map((op) => atomicSteps(toModelOp(op))))) {
-    const s = order.reduce((acc, op) => next(c, acc, op), before);
-    if (equal(s, impl)) return { ok: true, state: s };
-    if (!candidates.some((x) => equal(x, s))) candidates.push(s);
+    // Only the driver-only design leaves choices to the implementation (see model.nexts).
+    let states = c.design === 'core' ? [order.reduce((acc, op) => next(c, acc, op), before)] : [before];
+    if (c.design !== 'core') for (const op of order) states = states.flatMap((x) => nexts(c, x, op));
+    for (const s of states) {
+      if (equal(s, impl)) return { ok: true, state: s };
+      if (!candidates.some((x) => equal(x, s))) candidates.push(s);
+    }
   }
   return { ok: false, impl, candidates };
 }

@@ -32,15 +32,51 @@ export interface ArmSmmuCmdqBatch {
 
 /** arm_smmu_cmdq_batch_init_cmd() */
 function armSmmuCmdqBatchInitCmd(k: Kernel, invs: ArmSmmuInvs | null): ArmSmmuCmdqBatch {
-  return { cmds: [], cmdq: k.smmu.cmdq, invs: k.v.patch(19) ? invs : null, hasAts: false };
+  // v4-minimal keeps the array too: its error path marks the entries it was walking
+  return { cmds: [], cmdq: k.smmu.cmdq, invs: k.v.patch(19) || k.v.minimal ? invs : null, hasAts: false };
 }
 
 /** arm_smmu_cmdq_batch_issue() (P20, retry in P24) */
 function* armSmmuCmdqBatchIssue(k: Kernel, cmds: ArmSmmuCmdqBatch, sync: boolean): Proc<number> {
   const ret = yield* armSmmuCmdqIssueCmdlist(k, cmds.cmdq, cmds.cmds, sync);
   // P24: identify the timed-out master via cmds->invs
-  if (k.v.patch(24) && ret === EIO && cmds.invs) yield* armSmmuCmdqBatchRetry(k, cmds.invs, cmds);
+  if (k.v.patch(24) && !k.v.minimal && ret === EIO && cmds.invs)
+    yield* armSmmuCmdqBatchRetry(k, cmds.invs, cmds);
+  // v4-minimal: no retry; "assume all the ATCs in the batch have failed"
+  if (k.v.minimal && ret === EIO && cmds.hasAts) yield* armSmmuCmdqBatchFenceAll(k, cmds);
   return ret;
+}
+
+/** arm_smmu_find_master(): the stream ID's master, from the stream table (rbtree, spinlocked). */
+function armSmmuFindMaster(k: Kernel, sid: number): ArmSmmuMaster | null {
+  for (const pdev of k.pdevs) if (pdev.master?.sids.includes(sid)) return pdev.master;
+  return null;
+}
+
+/**
+ * v4-minimal's error path of arm_smmu_cmdq_batch_issue(): every master with an ATS stream ID in
+ * the failed batch loses EATS, and its entries in the invs array the batch came from are marked
+ * broken (the flag the review asks for instead of master->ats_broken), healthy or not.
+ */
+function* armSmmuCmdqBatchFenceAll(k: Kernel, cmds: ArmSmmuCmdqBatch): Proc {
+  const masters: ArmSmmuMaster[] = [];
+  for (const c of cmds.cmds) {
+    const master = c.op === 'ATC_INV' ? armSmmuFindMaster(k, c.sid) : null;
+    if (master !== null && !masters.includes(master)) masters.push(master);
+  }
+  for (const master of masters) {
+    const cfgi = armSmmuCmdqBatchInitCmd(k, null);
+    for (const sid of master.sids) {
+      k.smmu.hw.ste.get(sid)!.eats = false;
+      yield `clear STE.EATS sid ${sid}`;
+      yield* armSmmuCmdqBatchAddCmd(k, cfgi, { op: 'CFGI_STE', sid });
+    }
+    yield* armSmmuCmdqBatchSubmit(k, cfgi);
+    for (const inv of cmds.invs?.inv ?? [])
+      if (inv.type === 'ATS' && master.sids.includes(inv.id)) inv.broken = true;
+    k.ev.emit({ kind: 'atsFenced', dev: master.dev.index });
+    yield `${master.dev.name}: ATS fenced${cmds.invs ? ', its invs entries marked broken' : ''}`;
+  }
 }
 
 /** arm_smmu_cmdq_batch_add_cmd_p() */
@@ -98,6 +134,7 @@ function* armSmmuMasterDisableAts(k: Kernel, master: ArmSmmuMaster): Proc {
   if (yield* armSmmuCmdqBatchSubmit(k, cmds))
     k.m.printk('err', 'arm-smmu-v3: failed to disable ATS for master');
   master.atsBroken = true;
+  k.ev.emit({ kind: 'atsFenced', dev: master.dev.index });
   yield `${master.dev.name}: ats_broken = true`;
   // Lastly, report to the core to schedule a full blocking procedure
   yield* iommuReportDeviceBroken(k, master.dev);
@@ -154,6 +191,8 @@ function* __armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, invs: ArmSmmuI
         yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'TLBI', domain: domain.id, iova, all: false });
         break;
       case 'ATS':
+        // v4-minimal: the flag lives in the entry (review of P18), so no master is read here
+        if (k.v.minimal && cur.broken) break;
         // P18: do not issue ATC_INV that will definitely time out
         if (k.v.patch(18) && !k.v.bug('atc-inv-to-broken')) {
           use(k.m, cur.master!, '__arm_smmu_domain_inv_range() reads inv->master->ats_broken');
@@ -244,6 +283,7 @@ function* armSmmuWriteSte(k: Kernel, master: ArmSmmuMaster, sid: number, target:
   if (locked) yield* master.atsBrokenLock.lock(true);
   const local = { ...target };
   if (locked && master.atsBroken) local.eats = false;
+  if (local.eats && !ste.eats) k.ev.emit({ kind: 'eatsEnabled', dev: master.dev.index });
   ste.config = local.config;
   ste.domain = local.domain;
   ste.eats = local.eats;
@@ -326,7 +366,8 @@ function withMaster(
 ): ArmSmmuInvs {
   const inv = [...withoutMaster(invs, master).inv];
   if (!inv.some((i) => i.type === 'S2_VMID')) inv.push({ type: 'S2_VMID', id: domain.id, master: null });
-  if (ats) for (const a of master.atsInvs.inv) inv.push(a);
+  // arm_smmu_invs_merge() builds a new array of new entries
+  if (ats) for (const a of master.atsInvs.inv) inv.push({ type: a.type, id: a.id, master: a.master });
   // The invs array is kept sorted (type, id): ATC_INVs of one batch come in stream-ID order.
   inv.sort((a, b) => (a.type === b.type ? a.id - b.id : a.type === 'S2_VMID' ? -1 : 1));
   return new ArmSmmuInvs(
