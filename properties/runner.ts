@@ -43,11 +43,14 @@ export interface RunOptions {
   readonly observers?: boolean;
   /** Records the run's protocol coverage here (coverage.ts); absent, the run pays nothing for it. */
   readonly coverage?: Coverage;
+  /** Called with the system before it probes: a read-only observer may subscribe (tradeoffs.ts). */
+  readonly onSystem?: (sys: System) => void;
 }
 
 export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): RunResult {
   const setupChoices = new ArrayChoices([]);
   const sys = new System(s.topology, v, setupChoices);
+  opts.onSystem?.(sys);
   sys.m.tracing = opts.trace ?? false;
   const checks = opts.observers ?? true;
   const obs = checks ? new Observers(sys) : null;
