@@ -62,6 +62,12 @@ export interface PciDev {
   atsStu: number;
   /** Has a device-specific (quirk) reset method that wraps FLR. */
   readonly quirk: boolean;
+  /** PCI_EXP_DEVCAP_FLR */
+  readonly flr: boolean;
+  /** ACPI _RST: present and working, present but failing when evaluated, or absent. */
+  readonly acpiRst: 'works' | 'fails' | null;
+  /** A secondary bus reset would reset only this function. */
+  readonly busReset: boolean;
   /** dev->ats_enabled */
   atsEnabled: boolean;
   /** device_lock(&dev->dev) */

@@ -41,6 +41,12 @@ export interface DeviceSpec {
   readonly pf?: number;
   /** quirk_no_ats: the kernel must not use this function's ATS. */
   readonly noAts?: boolean;
+  /** Function Level Reset capability (PCI_EXP_DEVCAP_FLR); absent: true. */
+  readonly flr?: boolean;
+  /** An ACPI _RST method: one that resets the function, or one whose evaluation fails. */
+  readonly acpiRst?: 'works' | 'fails';
+  /** Alone below its bridge, so a secondary bus reset resets just this function. */
+  readonly busReset?: boolean;
 }
 
 export interface Topology {
@@ -56,6 +62,12 @@ export interface Topology {
   readonly atcTimeoutUs: number;
   /** IOVAs 0..iovas-1 are mapped in domain 0 at start. */
   readonly iovas: number;
+  /**
+   * CPUs can be stalled (vCPU preemption, NMI/SMI, a long IRQs-off stretch): a choice may let
+   * virtual time pass while tasks or handlers are runnable. Absent: off, time passes only when
+   * everything waits. See MachineOptions.stalls in impl/sim/machine.ts.
+   */
+  readonly stalls?: boolean;
 }
 
 export const PAGING_DOMAINS = 2;
@@ -99,7 +111,7 @@ export class System {
     choices: ChoiceSource,
     limits?: MachineLimits,
   ) {
-    const m = new Machine(topo.cpus, choices, limits);
+    const m = new Machine(topo.cpus, choices, limits, { stalls: topo.stalls === true });
     this.m = m;
     const ev = new Events();
     const mem = new Memory(topo.iovas * PAGING_DOMAINS + 4);
@@ -159,6 +171,9 @@ export class System {
         noAts: spec.noAts ?? false,
         atsStu: 0,
         quirk: spec.quirk ?? false,
+        flr: spec.flr ?? true,
+        acpiRst: spec.acpiRst ?? null,
+        busReset: spec.busReset ?? false,
         atsEnabled: false,
         deviceLock: new Mutex(m, `dev${ep.dev} device_lock`),
         group: null,

@@ -38,6 +38,8 @@ export interface Consts {
   readonly probed: readonly boolean[];
   /** The PF of each VF, else null: a PF's removal takes its VFs with it. */
   readonly pf: readonly (number | null)[];
+  /** Some reset method can actually reset the function (see constsOf). */
+  readonly resettable: readonly boolean[];
   readonly domains: number;
   readonly iovas: number;
   /**
@@ -55,11 +57,16 @@ export interface FunctionSpec {
   readonly ats: boolean;
   readonly pf?: number;
   readonly noAts?: boolean;
+  readonly quirk?: boolean;
+  readonly flr?: boolean;
+  readonly acpiRst?: 'works' | 'fails';
+  readonly busReset?: boolean;
 }
 
 // AtsSupported(d) == capability present, and no no-ATS quirk on d nor, for a VF, on its PF.
 // Probed(d)       == ¬(AtsSupported(d) ∧ d is a VF ∧ ¬AtsSupported(PF)): a VF's STU is its PF's,
 //                    which only a PF that uses ATS has; the probe fails rather than the attach.
+// Resettable(d)   == a device-specific quirk, a working ACPI _RST, FLR or a bus reset applies.
 export function constsOf(
   fns: readonly FunctionSpec[],
   domains: number,
@@ -69,7 +76,10 @@ export function constsOf(
   const own = fns.map((f) => f.ats && !f.noAts);
   const ats = fns.map((f, d) => own[d]! && (f.pf === undefined || !fns[f.pf]!.noAts));
   const probed = fns.map((f, d) => !(ats[d]! && f.pf !== undefined && !ats[f.pf]!));
-  return { ats, probed, pf: fns.map((f) => f.pf ?? null), domains, iovas, design };
+  const resettable = fns.map(
+    (f) => (f.quirk ?? false) || f.acpiRst === 'works' || (f.flr ?? true) || (f.busReset ?? false),
+  );
+  return { ats, probed, pf: fns.map((f) => f.pf ?? null), resettable, domains, iovas, design };
 }
 
 export type ModelOp =
@@ -189,8 +199,11 @@ function resetPrepare(c: Consts, s: State, d: number): State {
 }
 
 // ResetDone(d, ok) == a working reset clears the device and lifts every quarantine;
-// ResetDone(d, fail) == the device stays blocked, as reset_failed or worse.
+// ResetDone(d, fail) == the device stays blocked, as reset_failed or worse;
+// on a device no method can reset, nothing was reset: the reset's own fence is lifted, a
+// quarantine stays.
 function resetDone(c: Consts, s: State, d: number, outcome: 'ok' | 'fail'): State {
+  if (!c.resettable[d]) return revertPrepare(c, s, d);
   if (!c.ats[d]) return outcome === 'ok' ? setDev(s, d, (x) => ({ ...x, responsive: true })) : s;
   const x = s.devs[d]!;
   if (outcome === 'ok') {
@@ -206,6 +219,13 @@ function resetDone(c: Consts, s: State, d: number, outcome: 'ok' | 'fail'): Stat
   const q: Quarantine = SEVERITY[x.quarantine] >= SEVERITY.reset_failed ? x.quarantine : 'reset_failed';
   const t = setDev(s, d, (y) => ({ ...y, quarantine: q, atsOn: false }));
   return x.quarantine === 'none' ? setCnt(t, d, (n) => n + 1) : t;
+}
+
+function revertPrepare(c: Consts, s: State, d: number): State {
+  const x = s.devs[d]!;
+  if (x.quarantine !== 'resetting') return s;
+  const t = setDev(s, d, (y) => ({ ...y, quarantine: 'none', atsOn: c.ats[d]! && !y.atsBroken }));
+  return setCnt(t, d, (n) => n - 1);
 }
 
 // Hang(d) == responsive' = FALSE

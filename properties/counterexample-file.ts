@@ -29,6 +29,9 @@ const topology = z.object({
         quirk: z.boolean().optional(),
         pf: nat.optional(),
         noAts: z.boolean().optional(),
+        flr: z.boolean().optional(),
+        acpiRst: z.enum(['works', 'fails']).optional(),
+        busReset: z.boolean().optional(),
       }),
     )
     .min(1)
@@ -38,6 +41,8 @@ const topology = z.object({
   batchEntries: z.number().int().min(1),
   atcTimeoutUs: z.number().int().min(1),
   iovas: z.number().int().min(1).max(16),
+  /** CPUs can stall: time may pass while they are runnable (absent: false). */
+  stalls: z.boolean().optional(),
 });
 
 const scenario = z

@@ -26,15 +26,33 @@ interface RawDevice {
   readonly quirk: boolean;
   readonly vfOf: number;
   readonly noAts: boolean;
+  readonly resets: ResetKind;
 }
+
+/**
+ * Which reset methods a function has besides a quirk: FLR; an ACPI _RST instead of FLR; a failing
+ * _RST before FLR; a bus reset instead of FLR. Every kind can reset the function: one that
+ * cannot (enotty-keeps-blocked, a known limit of v4) needs LIMIT_DEVICES.
+ */
+type ResetKind = 'flr' | 'acpi' | 'acpi-fails' | 'bus';
+const RESET_KINDS: Record<ResetKind, Partial<DeviceSpec>> = {
+  flr: {},
+  acpi: { flr: false, acpiRst: 'works' },
+  'acpi-fails': { acpiRst: 'fails' },
+  bus: { flr: false, busReset: true },
+};
+
+/** Functions that no method can reset: ACPI _RST fails and there is no FLR (enotty-keeps-blocked). */
+export const UNRESETTABLE: Partial<DeviceSpec> = { flr: false, acpiRst: 'fails' };
 
 /** Resolve PF links (a VF's PF is an earlier device that is not a VF); omit what is off. */
 function withFunctions(raw: readonly RawDevice[]): DeviceSpec[] {
   const out: DeviceSpec[] = [];
-  raw.forEach(({ vfOf, noAts, ...d }, i) => {
+  raw.forEach(({ vfOf, noAts, resets, ...d }, i) => {
     const pf = vfOf < 0 || i === 0 ? undefined : vfOf % i;
     out.push({
       ...d,
+      ...RESET_KINDS[resets],
       ...(pf !== undefined && out[pf]!.pf === undefined ? { pf } : {}),
       ...(noAts ? { noAts } : {}),
     });
@@ -53,6 +71,10 @@ export const topologyArb: fc.Arbitrary<Topology> = fc
         // A VF of an earlier device (index taken modulo), and quirk_no_ats: seed 000's PF/VF rules.
         vfOf: fc.oneof({ weight: 3, arbitrary: fc.constant(-1) }, fc.nat(1)),
         noAts: fc.oneof({ weight: 7, arbitrary: fc.constant(false) }, fc.constant(true)),
+        resets: fc.oneof(
+          { weight: 6, arbitrary: fc.constant<ResetKind>('flr') },
+          fc.constantFrom<ResetKind>('acpi', 'acpi-fails', 'bus'),
+        ),
       }),
       {
         minLength: 1,
@@ -64,13 +86,17 @@ export const topologyArb: fc.Arbitrary<Topology> = fc
     batchEntries: fc.integer({ min: 2, max: 4 }),
     atcTimeoutUs: fc.constantFrom(...ATC_TIMEOUTS_US),
     iovas: fc.integer({ min: 1, max: 3 }),
+    // In 1 topology in 4, CPUs can stall: a choice may let time pass while they are runnable.
+    stalls: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, fc.constant(true)),
   })
   // arm_smmu_device_hw_probe(): one batch plus a CMD_SYNC must fit in the queue.
-  .map((t) => ({
+  .map(({ stalls, ...t }) => ({
     ...t,
     devices: withFunctions(t.devices),
     gerrorIrqCpu: t.gerrorIrqCpu % t.cpus,
     batchEntries: Math.min(t.batchEntries, (1 << t.queueShift) - 1),
+    // Absent when off, so that a counterexample without stalls reads (and replays) as before.
+    ...(stalls ? { stalls } : {}),
   }));
 
 export function opArb(t: Topology): fc.Arbitrary<Op> {

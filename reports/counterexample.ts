@@ -11,7 +11,7 @@ import { renderTimeline, wrapText } from './timeline.ts';
 
 export function fmtTopology(t: Topology): string[] {
   const lines = [
-    `${t.cpus} CPU(s); GERROR IRQ on cpu${t.gerrorIrqCpu}; command queue ${1 << t.queueShift} entries; batch ${t.batchEntries}; ATC invalidation timeout ${t.atcTimeoutUs / 1000} ms`,
+    `${t.cpus} CPU(s); GERROR IRQ on cpu${t.gerrorIrqCpu}; command queue ${1 << t.queueShift} entries; batch ${t.batchEntries}; ATC invalidation timeout ${t.atcTimeoutUs / 1000} ms${t.stalls ? '; CPUs can stall (time may pass while they are runnable)' : ''}`,
   ];
   t.devices.forEach((d, i) => {
     const traits = [
@@ -19,6 +19,9 @@ export function fmtTopology(t: Topology): string[] {
       ...(d.noAts ? ['quirked no-ATS'] : []),
       ...(d.pf !== undefined ? [`VF of dev${d.pf}`] : []),
       ...(d.quirk ? ['quirk reset method'] : []),
+      ...(d.flr === false ? ['no FLR'] : []),
+      ...(d.acpiRst ? [`ACPI _RST ${d.acpiRst === 'works' ? 'that works' : 'that fails'}`] : []),
+      ...(d.busReset ? ['alone on its bus'] : []),
       `${d.sids} stream ID(s)`,
     ];
     lines.push(`dev${i}: ${traits.join(', ')}, own group, on domain 0`);
@@ -57,7 +60,9 @@ export function describeVariant(name: string): string {
       ? 'mainline: the kernel before the series'
       : preset === 'v4'
         ? 'v4: the series as posted'
-        : `${preset}`;
+        : preset === 'v4-minimal'
+          ? 'v4-minimal: the driver-only design asked for in review (no core worker, blame the batch)'
+          : `${preset}`;
   if (flags.length === 0) return base;
   const bugs = flags.map((f) => {
     const info = FLAGS.find((x) => x.id === f);

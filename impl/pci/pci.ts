@@ -1,6 +1,7 @@
 /**
- * drivers/pci/pci.c and quirks.c — pci_reset_function(), the reset methods with their probe
- * mode (P01), FLR and a quirk method that wraps it (P02), and removal.
+ * drivers/pci/pci.c, pci-acpi.c and quirks.c — pci_reset_function(), the reset methods with their
+ * probe mode (P01): a device-specific quirk that wraps FLR (P02), ACPI _RST, FLR and a secondary
+ * bus reset, each fencing the IOMMU around itself (nested fences count depth); and removal.
  */
 import type { FlrOutcome } from '../hw/endpoint.ts';
 import { iommuReleaseDevice, pciDevResetIommuDone, pciDevResetIommuPrepare } from '../iommu/iommu.ts';
@@ -29,6 +30,14 @@ function* pciDevWait(k: Kernel, dev: PciDev, reset: string, timeoutMs: number): 
 
 /** pcie_flr(): the device does `outcome` when told to reset (the scenario decides). */
 export function* pcieFlr(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<number> {
+  return yield* fencedFunctionReset(k, dev, outcome, 'FLR');
+}
+
+/**
+ * The reset itself, as FLR, _RST and a bus reset all do it to the function, inside the IOMMU
+ * fence (P04 passes the result to done()). The endpoint does `outcome`.
+ */
+function* fencedFunctionReset(k: Kernel, dev: PciDev, outcome: FlrOutcome, how: string): Proc<number> {
   // Seed 003 is about resets without this fence: the bug puts that state back.
   const fenced = !k.v.bug('inv-during-flr');
   let ret = fenced ? yield* pciDevResetIommuPrepare(k, dev) : 0;
@@ -37,11 +46,42 @@ export function* pcieFlr(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<numb
     return ret;
   }
   dev.ep.startFlr(outcome);
-  yield `${dev.name}: initiate FLR`;
+  yield `${dev.name}: initiate ${how}`;
   yield* msleep(k.m, 100);
-  ret = yield* pciDevWait(k, dev, 'FLR', PCIE_RESET_READY_POLL_MS);
+  ret = yield* pciDevWait(k, dev, how, PCIE_RESET_READY_POLL_MS);
   if (fenced) yield* pciDevResetIommuDone(k, dev, ret);
   return ret;
+}
+
+/**
+ * pci_dev_acpi_reset() (pci-acpi.c): _RST under the IOMMU fence. A failing evaluation returns
+ * -ENOTTY, "no reset was attempted", which done() cannot tell from a failed reset (P04 FIXME).
+ */
+function* pciDevAcpiReset(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  if (dev.acpiRst === null) return ENOTTY;
+  if (probe) return 0;
+  if (dev.acpiRst === 'works') return yield* fencedFunctionReset(k, dev, outcome, 'ACPI _RST');
+  let ret = yield* pciDevResetIommuPrepare(k, dev);
+  if (ret) return ret;
+  k.m.printk('warn', `${dev.name}: ACPI _RST failed`);
+  ret = ENOTTY;
+  yield `${dev.name}: _RST evaluation fails: nothing was reset`;
+  yield* pciDevResetIommuDone(k, dev, ret);
+  return ret;
+}
+
+/**
+ * pci_reset_bus_function(): a secondary bus reset, for a function alone below its bridge. Before
+ * P01 its probe took the IOMMU fence like a reset does.
+ */
+function* pciResetBusFunction(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  if (!dev.busReset) return ENOTTY;
+  if (!probe) return yield* fencedFunctionReset(k, dev, outcome, 'secondary bus reset');
+  if (k.v.patch(1) && !k.v.bug('probe-blocks-iommu')) return 0;
+  const ret = yield* pciDevResetIommuPrepare(k, dev);
+  if (ret) return ret;
+  yield* pciDevResetIommuDone(k, dev, 0);
+  return 0;
 }
 
 /** A reset method: `probe` asks whether it is supported (0) or not (-ENOTTY), doing nothing. */
@@ -49,7 +89,8 @@ type ResetMethod = (k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome)
 
 /** pcie_reset_flr(): the FLR method. */
 function* pcieResetFlr(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
-  if (probe) return 0; // PCI_EXP_DEVCAP_FLR is set on every modelled function
+  if (!dev.flr) return ENOTTY;
+  if (probe) return 0;
   return yield* pcieFlr(k, dev, outcome);
 }
 
@@ -65,6 +106,7 @@ function* resetQuirkFlr(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutc
 
 /** __pci_dev_specific_reset() (quirks.c): the IOMMU fence around a quirk's reset (P01, P04). */
 function* __pciDevSpecificReset(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  if (!dev.quirk) return ENOTTY; // pci_dev_specific_reset(): no entry in the quirk table
   // P01: probing must not touch the IOMMU
   const fence = !probe || !k.v.patch(1) || k.v.bug('probe-blocks-iommu');
   if (fence) {
@@ -79,14 +121,20 @@ function* __pciDevSpecificReset(k: Kernel, dev: PciDev, probe: boolean, outcome:
   return ret;
 }
 
-/** dev->reset_methods[], in pci_reset_fn_methods[] order: device_specific, ..., flr, ... */
-function resetMethods(dev: PciDev): ResetMethod[] {
-  return dev.quirk ? [__pciDevSpecificReset, pcieResetFlr] : [pcieResetFlr];
-}
+/**
+ * pci_reset_fn_methods[]: device_specific, acpi, flr, (af_flr, pm: not modelled), bus. Each
+ * method answers -ENOTTY where it does not apply, so the list is the same for every function.
+ */
+const RESET_METHODS: readonly ResetMethod[] = [
+  __pciDevSpecificReset,
+  pciDevAcpiReset,
+  pcieResetFlr,
+  pciResetBusFunction,
+];
 
 /** __pci_reset_function_locked(): try the device's reset methods in order. */
 function* __pciResetFunctionLocked(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<number> {
-  for (const method of resetMethods(dev)) {
+  for (const method of RESET_METHODS) {
     const rc = yield* method(k, dev, false, outcome);
     if (!rc) return 0;
     if (rc !== ENOTTY) return rc;
@@ -100,7 +148,7 @@ function* __pciResetFunctionLocked(k: Kernel, dev: PciDev, outcome: FlrOutcome):
  */
 export function* pciProbeResetMethods(k: Kernel, dev: PciDev): Proc<number> {
   let supported = 0;
-  for (const method of resetMethods(dev)) {
+  for (const method of RESET_METHODS) {
     if (dev.removed) break;
     if ((yield* method(k, dev, true, 'ok')) === 0) supported++;
   }

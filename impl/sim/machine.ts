@@ -148,11 +148,34 @@ export interface Pick {
   readonly irq: number;
   /** Virtual time advances to the next deadline. */
   readonly time: boolean;
+  /** ... while some task or interrupt handler is runnable (a stall; see {@link MachineOptions}). */
+  readonly stall: boolean;
   /** How many alternatives were counted, or -1 when the fair default picked without counting. */
   readonly alternatives: number;
   /** What the choice source returned for this pick (-1: default policy), or null if not asked. */
   readonly choice: number | null;
 }
+
+/** How the machine may behave beyond the protocol's own nondeterminism. */
+export interface MachineOptions {
+  /**
+   * CPUs can be stalled (a vCPU preempted by the hypervisor, an NMI or SMI, a long stretch with
+   * IRQs off): where tasks or interrupt handlers are runnable but no hardware agent is, letting
+   * virtual time advance to the next deadline is one more alternative, after all the others. The
+   * fair default never takes it; only a choice does. Hardware stays fast: never while an agent can
+   * step. A stall is bounded: at most {@link MAX_STALLS_PER_ROUND} per round, so that a schedule
+   * that always prefers time (a PCT priority) cannot starve a CPU for ever. Off (the default):
+   * time advances only when nothing else can happen.
+   */
+  readonly stalls?: boolean;
+}
+
+/**
+ * Stalls one round may contain. Each lets time run to the next deadline (an ATC completion
+ * timeout, a 1 s poll, the FLR's 100 ms); a CPU held up through more than a few of them is a
+ * starved CPU, not a kernel livelock.
+ */
+export const MAX_STALLS_PER_ROUND = 3;
 
 export interface MachineLimits {
   /** Steps one round may take before it is declared a livelock. */
@@ -230,15 +253,27 @@ export class Machine {
   private nActs = 0;
   private roundStartStep = 0;
   private roundStartTime = 0;
+  /** See {@link MachineOptions.stalls}. */
+  readonly stalls: boolean;
+  private stallBudget = MAX_STALLS_PER_ROUND;
+  /** Whether the time action of the current step, if taken, stalls runnable CPUs. */
+  private timeStalls = false;
 
   constructor(
     ncpus: number,
     private choices: ChoiceSource,
     // Three failed resets in one round take 3 × 60 s of polling; a livelock spins far longer.
     readonly limits: MachineLimits = { maxStepsPerRound: 20_000, maxTimePerRound: 400_000_000 },
+    opts: MachineOptions = {},
   ) {
+    this.stalls = opts.stalls === true;
     this.cpus = Array.from({ length: ncpus }, (_, i) => new Cpu(i));
     this.cpuTasks = Array.from({ length: ncpus }, () => []);
+  }
+
+  /** Stalls this round may still take (see {@link MAX_STALLS_PER_ROUND}). */
+  get stallsLeft(): number {
+    return this.stallBudget;
   }
 
   setChoices(c: ChoiceSource): void {
@@ -377,17 +412,23 @@ export class Machine {
         }
       }
     }
+    let agentEnabled = false;
     const agents = this.liveAgents;
     for (let i = 0; i < agents.length; i++) {
       const t = agents[i]!;
       if (t.enabled(now)) {
         this.pushAct(ACT_THREAD, t);
-        threadEnabled = true;
+        agentEnabled = true;
       }
     }
     // Time moves only when every thread and agent waits: hardware is fast, and a late
-    // interrupt (pending but not yet taken) is the one delay the protocol must survive.
-    if (!threadEnabled && this.nextDeadline() >= 0) this.pushAct(ACT_TIME, null);
+    // interrupt (pending but not yet taken) is the one delay the protocol must survive. With
+    // stalls, a runnable CPU may be held up too (but hardware never is), a few times a round.
+    const timeOk = this.stalls && this.stallBudget > 0 ? !agentEnabled : !threadEnabled && !agentEnabled;
+    if (timeOk && this.nextDeadline() >= 0) {
+      this.pushAct(ACT_TIME, null);
+      this.timeStalls = threadEnabled;
+    }
     return this.nActs;
   }
 
@@ -440,6 +481,7 @@ export class Machine {
    */
   private collectDefaultPick(): number {
     this.nActs = 0;
+    this.timeStalls = false;
     const now = this.now;
     const cpus = this.cpus;
     const irqs = this.irqs;
@@ -521,6 +563,7 @@ export class Machine {
   runRound(): 'quiescent' | 'violation' {
     this.roundStartStep = this.stepCount;
     this.roundStartTime = this.now;
+    this.stallBudget = MAX_STALLS_PER_ROUND;
     const { maxStepsPerRound, maxTimePerRound } = this.limits;
     for (;;) {
       if (this.violations.length > 0 && this.fatal()) return 'violation';
@@ -566,6 +609,7 @@ export class Machine {
       thread: a === ACT_THREAD ? this.actThread[i]! : null,
       irq: a >= 0 ? a : -1,
       time: a === ACT_TIME,
+      stall: a === ACT_TIME && this.timeStalls,
       alternatives,
       choice,
     });
@@ -592,7 +636,11 @@ export class Machine {
     if (a === ACT_TIME) {
       const d = this.nextDeadline();
       this.now = d;
-      if (this.tracing) this.traceStep('time', -1, 'time', `time advances to ${fmtTime(d)}`);
+      if (this.timeStalls) this.stallBudget--;
+      if (this.tracing) {
+        const stall = this.timeStalls ? ' (runnable CPUs stalled)' : '';
+        this.traceStep('time', -1, 'time', `time advances to ${fmtTime(d)}${stall}`);
+      }
       this.afterStep?.();
       return;
     }

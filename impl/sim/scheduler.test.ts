@@ -4,14 +4,25 @@
  * every one of its decisions against a straightforward reference: the original algorithm, which
  * scans every thread for every CPU at every step and then applies the default policy to the
  * whole list. Same alternatives, in the same order, and the same pick, on random programs and
- * random choice arrays, and on the harness's own scenarios under every variant.
+ * random choice arrays, and on the harness's own scenarios under every variant. The reference
+ * knows one later addition, stalls (time may advance while CPUs are runnable, never while
+ * hardware is): off, it is the original algorithm.
  */
 import { fc, test } from '@fast-check/vitest';
 import { afterEach, describe, expect } from 'vitest';
 import { listVariants, Variant } from '../variants.ts';
 import { runScenario } from '../../properties/runner.ts';
 import { pctScenarioArb, scenarioArb } from '../../properties/scenario.ts';
-import { ArrayChoices, Machine, type Pick, type Proc, type Thread, Wait } from './machine.ts';
+import {
+  ArrayChoices,
+  type ChoiceSource,
+  Machine,
+  MAX_STALLS_PER_ROUND,
+  type Pick,
+  type Proc,
+  type Thread,
+  Wait,
+} from './machine.ts';
 import { localIrqRestore, localIrqSave, Mutex, msleep, SpinLock, sleepUntil, spinUntil } from './sync.ts';
 
 type RefAction = { kind: 'thread'; t: Thread } | { kind: 'irq'; irq: number } | { kind: 'time' };
@@ -49,7 +60,9 @@ function referenceActions(m: Machine): RefAction[] {
       deadline = w.deadline;
     }
   }
-  if (!acts.some((a) => a.kind === 'thread') && deadline >= 0) acts.push({ kind: 'time' });
+  const threads = acts.some((a) => a.kind === 'thread');
+  const agents = acts.some((a) => a.kind === 'thread' && a.t.kind === 'agent');
+  if ((m.stalls && m.stallsLeft > 0 ? !agents : !threads) && deadline >= 0) acts.push({ kind: 'time' });
   return acts;
 }
 
@@ -80,8 +93,8 @@ const describeAction = (a: RefAction | undefined): string =>
   a === undefined ? 'nothing' : a.kind === 'thread' ? `${a.t.name}#${a.t.id}` : a.kind;
 
 /** Checks each decision against the reference; returns how many were checked. */
-function checkEveryPick(): { picks: number; lazy: number; counted: number } {
-  const stats = { picks: 0, lazy: 0, counted: 0 };
+function checkEveryPick(): { picks: number; lazy: number; counted: number; stalls: number } {
+  const stats = { picks: 0, lazy: 0, counted: 0, stalls: 0 };
   Machine.pickHook = (m, p) => {
     const acts = referenceActions(m);
     let expected: number;
@@ -96,6 +109,14 @@ function checkEveryPick(): { picks: number; lazy: number; counted: number } {
       if (p.choice !== null) expect(p.choice).toBeLessThan(acts.length);
     }
     const want = acts[expected];
+    // A stall is time advancing while some task or handler is runnable: only with the knob on,
+    // and only when a choice asks for it (the fair default never stalls).
+    expect(p.stall).toBe(p.time && acts.some((a) => a.kind === 'thread'));
+    if (p.stall) {
+      expect(m.stalls).toBe(true);
+      expect(p.choice).toBeGreaterThanOrEqual(0);
+      stats.stalls++;
+    }
     if (want === undefined || !same(want, p)) {
       const got = p.thread ? `${p.thread.name}#${p.thread.id}` : p.time ? 'time' : `irq ${p.irq}`;
       throw new Error(
@@ -134,6 +155,7 @@ interface ThreadSpec {
 
 interface Program {
   readonly cpus: number;
+  readonly stalls: boolean;
   readonly irqCpus: readonly number[];
   readonly threads: readonly ThreadSpec[];
   readonly choices: readonly number[];
@@ -182,6 +204,7 @@ const instrArb: fc.Arbitrary<Instr> = fc.oneof(
 const programArb: fc.Arbitrary<Program> = fc.integer({ min: 1, max: 3 }).chain((cpus) =>
   fc.record({
     cpus: fc.constant(cpus),
+    stalls: fc.boolean(),
     irqCpus: fc.array(fc.nat(cpus - 1), { minLength: 1, maxLength: 2 }),
     threads: fc.array(
       fc.record({
@@ -200,10 +223,12 @@ const programArb: fc.Arbitrary<Program> = fc.integer({ min: 1, max: 3 }).chain((
 
 /** Runs a random program for two rounds; the scheduler's decisions are what is under test. */
 function runProgram(p: Program): Machine {
-  const m = new Machine(p.cpus, new ArrayChoices(p.choices), {
-    maxStepsPerRound: 2_000,
-    maxTimePerRound: 1e9,
-  });
+  const m = new Machine(
+    p.cpus,
+    new ArrayChoices(p.choices),
+    { maxStepsPerRound: 2_000, maxTimePerRound: 1e9 },
+    { stalls: p.stalls },
+  );
   m.tracing = true;
   const mutexes = [new Mutex(m, 'm0'), new Mutex(m, 'm1')];
   const spins = [new SpinLock(m, 's0'), new SpinLock(m, 's1')];
@@ -332,5 +357,123 @@ describe('scheduler against the reference', () => {
     expect(m.runRound()).toBe('quiescent');
     expect(m.threads.map((t) => t.name)).toEqual(['t', 'hw']);
     expect(m.trace.filter((s) => s.kind === 'irq-entry')).toHaveLength(3);
+  });
+});
+
+describe('stalls', () => {
+  /** A task with two steps, and a hardware timer armed for 1 ms once it has run once. */
+  function stallMachine(stalls: boolean | undefined, choices: number[]): Machine {
+    const m = new Machine(1, new ArrayChoices(choices), undefined, stalls === undefined ? {} : { stalls });
+    m.tracing = true;
+    m.spawn(
+      't',
+      0,
+      (function* (): Proc {
+        yield 'a';
+        yield 'b';
+      })(),
+    );
+    m.agent(
+      'hw',
+      (function* (): Proc {
+        yield new Wait(() => false, 1000, true, 'timer');
+        yield 'fired';
+      })(),
+      { daemon: false },
+    );
+    return m;
+  }
+  const labels = (m: Machine): string[] => m.trace.map((s) => `${s.actor}: ${s.label}`);
+
+  test('a chosen stall advances time while a task stays runnable', () => {
+    const alternatives: number[] = [];
+    Machine.pickHook = (_m, p) => alternatives.push(p.alternatives);
+    // 1: the timer agent before t (no stall while hardware can step); 1: time, not t.
+    const m = stallMachine(true, [1, 1]);
+    expect(m.runRound()).toBe('quiescent');
+    expect(alternatives.slice(0, 2)).toEqual([2, 2]);
+    expect(labels(m).slice(0, 3)).toEqual([
+      'hw: waits: timer',
+      'time: time advances to 1.0 ms (runnable CPUs stalled)',
+      'hw: fired',
+    ]);
+    expect(m.trace[1]!.time).toBe(1000);
+    expect(m.trace.filter((s) => s.actor === 't' && s.time === 0)).toEqual([]);
+  });
+
+  test('off, the same choices cannot stall: time waits for the task', () => {
+    const alternatives: number[] = [];
+    Machine.pickHook = (_m, p) => alternatives.push(p.alternatives);
+    for (const m of [stallMachine(false, [1, 1]), stallMachine(undefined, [1, 1])]) {
+      alternatives.length = 0;
+      expect(m.runRound()).toBe('quiescent');
+      // After the agent waits, t is the only alternative until it returns; then time.
+      expect(alternatives.slice(0, 2)).toEqual([2, 1]);
+      expect(labels(m)).toEqual([
+        'hw: waits: timer',
+        't: a',
+        't: b',
+        't: returns',
+        'time: time advances to 1.0 ms',
+        'hw: fired',
+        'hw: returns',
+      ]);
+    }
+  });
+
+  test.prop([programArb], { numRuns: 150 })(
+    'the fair default never stalls: with no choices, stalls on runs exactly as stalls off',
+    (p) => {
+      const on = runProgram({ ...p, stalls: true, choices: [] });
+      const off = runProgram({ ...p, stalls: false, choices: [] });
+      expect(on.trace).toEqual(off.trace);
+      expect(on.violations).toEqual(off.violations);
+      expect(on.trace.some((s) => s.label.includes('stalled'))).toBe(false);
+    },
+  );
+
+  test.prop([programArb], { numRuns: 150 })(
+    'with the knob off, no choice stream stalls; the knob absent is the knob off',
+    (p) => {
+      const stats = checkEveryPick();
+      const off = runProgram({ ...p, stalls: false });
+      expect(stats.stalls).toBe(0);
+      Machine.pickHook = null;
+      const absent = new Machine(p.cpus, new ArrayChoices([]));
+      expect(absent.stalls).toBe(false);
+      expect(off.trace.some((s) => s.label.includes('stalled'))).toBe(false);
+    },
+  );
+
+  test(`at most ${MAX_STALLS_PER_ROUND} stalls a round, however often a choice asks`, () => {
+    // A schedule that always takes the last alternative: time, whenever it is offered.
+    const last: ChoiceSource = { next: (n) => n - 1 };
+    const m = new Machine(1, last, undefined, { stalls: true });
+    m.tracing = true;
+    const stalled = () => m.trace.filter((s) => s.label.endsWith('(runnable CPUs stalled)')).length;
+    for (let round = 0; round < 2; round++) {
+      m.spawn(
+        `t${round}`,
+        0,
+        (function* (): Proc {
+          for (let i = 0; i < 20; i++) yield 'step';
+        })(),
+      );
+      m.agent(
+        `timer${round}`,
+        (function* (): Proc {
+          for (let i = 1; i <= 10; i++) yield new Wait(() => false, m.now + 1000, true, 'tick');
+        })(),
+        { daemon: false },
+      );
+      expect(m.runRound()).toBe('quiescent');
+      expect(stalled()).toBe(MAX_STALLS_PER_ROUND * (round + 1));
+    }
+  });
+
+  test('random programs with stalls on do stall, and only where a choice asks', () => {
+    const stats = checkEveryPick();
+    for (const p of fc.sample(programArb, { seed: 7, numRuns: 300 })) runProgram({ ...p, stalls: true });
+    expect(stats.stalls).toBeGreaterThan(10);
   });
 });

@@ -227,7 +227,9 @@ export class Engine {
         ? 'interrupted'
         : this.aborted
           ? 'aborted'
-          : !keep && this.decision?.stopped
+          : // A conformance violation still in its grace window when the budget ran out is
+            // still the search's outcome, as fuzz() reports it.
+            !keep && this.decision?.violation
             ? 'violation'
             : 'budget';
     return {

@@ -166,6 +166,30 @@ export const WITNESSES: readonly Witness[] = [
     },
   },
   {
+    flag: 'atc-bit-cleared-after-publish',
+    property: 'no-corruption',
+    why:
+      'cpu0 unmaps iova 0 of hung dev0 and publishes its CMD_SYNC (PROD write); the SMMU sends the ATC_INV ' +
+      'and waits, and cpu0 stalls (choice 4) for the 50 ms completion timeout; the CMD_SYNC fails, the ' +
+      "GERROR handler on cpu1 sets the slot's ATC-timeout bit (choices 5-8), then cpu0 resumes and its late " +
+      'clear wipes it: the refetched CMD_SYNC completes, the unmap sees success, the page is freed and reused, ' +
+      'and the stale ATC entry is used',
+    origin: 'by hand',
+    scenario: {
+      topology: oneDevice({ cpus: 2, gerrorIrqCpu: 1, iovas: 2, stalls: true }),
+      rounds: [
+        [{ kind: 'dma', dev: 0, iova: 0 }],
+        [{ kind: 'hang', dev: 0 }],
+        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+        [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
+        [{ kind: 'dma', dev: 0, iova: 0 }],
+      ],
+      // 1-3: the SMMU runs before cpu0 (TLBI, ATC_INV, wait); 4: the stall; 5: the SMMU fails the
+      // CMD_SYNC; 6-8: the GERROR interrupt is taken and its handler runs up to GERRORN.
+      choices: [1, 1, 1, 1, 1, 1, 1, 1],
+    },
+  },
+  {
     flag: 'full-queue-stall',
     property: 'no-livelock',
     why:
@@ -361,6 +385,19 @@ export const withoutWitness = (): string[] =>
   FLAGS.map((f) => f.id).filter((id) => !WITNESSES.some((w) => w.flag === id));
 
 /** The limits the series admits: witnesses that fail under v4 itself. */
+/** A hung device's ATC still maps iova 0 when it is unmapped and its page reused. */
+const COMPLETION_TIMEOUT: Scenario = {
+  topology: oneDevice({ iovas: 2 }),
+  rounds: [
+    [{ kind: 'dma', dev: 0, iova: 0 }],
+    [{ kind: 'hang', dev: 0 }],
+    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+    [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
+    [{ kind: 'dma', dev: 0, iova: 0 }],
+  ],
+  choices: [],
+};
+
 export interface LimitWitness {
   readonly id: string;
   readonly source: string;
@@ -368,6 +405,8 @@ export interface LimitWitness {
   readonly why: string;
   /** null: the mechanism it needs is not modelled yet (see impl/README.md). */
   readonly scenario: Scenario | null;
+  /** The same scenario without the condition the limit needs: v4 passes it. */
+  readonly control: Scenario | null;
 }
 
 export const LIMITS: readonly LimitWitness[] = [
@@ -378,24 +417,27 @@ export const LIMITS: readonly LimitWitness[] = [
     why:
       'the SMMU waits 2 s for the ATC invalidation, longer than the 1 s CMD_SYNC poll: the issuer returns ' +
       '-ETIMEDOUT with no bit set, the page is freed and reused, and the stale ATC entry is used',
-    scenario: {
-      topology: oneDevice({ atcTimeoutUs: 2_000_000, iovas: 2 }),
-      rounds: [
-        [{ kind: 'dma', dev: 0, iova: 0 }],
-        [{ kind: 'hang', dev: 0 }],
-        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
-        [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
-        [{ kind: 'dma', dev: 0, iova: 0 }],
-      ],
-      choices: [],
-    },
+    scenario: { ...COMPLETION_TIMEOUT, topology: oneDevice({ atcTimeoutUs: 2_000_000, iovas: 2 }) },
+    control: COMPLETION_TIMEOUT,
   },
   {
     id: 'enotty-keeps-blocked',
     source: 'P04 FIXME',
-    property: 'availability',
-    why: 'needs a reset method that returns -ENOTTY without attempting a reset (ACPI _RST missing): not modelled yet',
-    scenario: null,
+    property: 'refinement',
+    why:
+      'dev0 has no FLR and an ACPI _RST whose evaluation fails: pci_dev_acpi_reset() fences the IOMMU, ' +
+      'resets nothing and returns -ENOTTY, which done() must take for a failed reset: the healthy ' +
+      'device stays blocked (reset_failed), where the model reverts the fence',
+    scenario: {
+      topology: oneDevice({ devices: [{ ats: true, sids: 1, flr: false, acpiRst: 'fails' }] }),
+      rounds: [[{ kind: 'reset', cpu: 0, dev: 0, outcome: 'ok' }]],
+      choices: [],
+    },
+    control: {
+      topology: oneDevice({ devices: [{ ats: true, sids: 1, flr: true, acpiRst: 'fails' }] }),
+      rounds: [[{ kind: 'reset', cpu: 0, dev: 0, outcome: 'ok' }]],
+      choices: [],
+    },
   },
   {
     id: 'dma-alias-premature-unblock',
@@ -403,5 +445,6 @@ export const LIMITS: readonly LimitWitness[] = [
     property: 'quarantine-lifted-only-by-reset',
     why: 'needs DMA-aliased devices in one group: not modelled yet',
     scenario: null,
+    control: null,
   },
 ];
