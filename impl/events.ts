@@ -23,7 +23,9 @@ export type SimEvent =
   /** The driver fenced the device's ATS (cleared EATS) after an ATC invalidation timeout. */
   | { kind: 'atsFenced'; dev: number }
   /** An STE write turned EATS on for one of the device's stream IDs (it was off). */
-  | { kind: 'eatsEnabled'; dev: number };
+  | { kind: 'eatsEnabled'; dev: number }
+  /** An ATS Invalidate Request reached the function during its FLR: it is lost. */
+  | { kind: 'invalidationIntoFlr'; dev: number };
 
 export class Events {
   private readonly listeners: Array<(e: SimEvent) => void> = [];

@@ -219,6 +219,8 @@ export interface ArmSmmuDevice {
   readonly batchEntries: number;
   /** ARM_SMMU_OPT_CMDQ_FORCE_SYNC */
   readonly optForceSync: boolean;
+  /** arm_smmu_asid_lock: serialises attaches (prepare, STE install, commit) across devices. */
+  readonly asidLock: Mutex;
 }
 
 export interface Kernel {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { Variant } from '../impl/variants.ts';
-import { atcTimeoutReportedAsPlainTimeout, fenceLostToAttach } from './findings.ts';
+import { atcTimeoutReportedAsPlainTimeout, fenceLostToAttach, invalidationIntoFlr } from './findings.ts';
 import { fuzz } from './fuzz.ts';
 import { runScenario } from './runner.ts';
 import type { Scenario } from './scenario.ts';
@@ -33,12 +33,37 @@ describe('finding: a CMD_SYNC queued behind a failing one is taken for a plain t
   });
 });
 
+describe('finding: an invalidation still walking a domain the device left reaches it in FLR', () => {
+  const f = corpus('v4-invalidation-from-left-domain-into-flr');
+  const v4 = Variant.parse('v4');
+
+  test('v4 quarantines the failed-reset device as broken, from an invalidation lost in its FLR', () => {
+    const r = runScenario(f.scenario, v4);
+    expect(r.violations.map((v) => v.property)).toEqual([f.property]);
+    expect(invalidationIntoFlr(r.events)).toBe(true);
+    expect(atcTimeoutReportedAsPlainTimeout(r.events)).toBe(false);
+  });
+
+  test('one operation at a time, or with an FLR that works, v4 is right', () => {
+    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    expect(runScenario(serial, v4).violations).toEqual([]);
+    const works: Scenario = {
+      ...f.scenario,
+      rounds: f.scenario.rounds.map((r) =>
+        r.map((op) => (op.kind === 'reset' ? { ...op, outcome: 'ok' } : op)),
+      ),
+    };
+    expect(runScenario(works, v4).violations).toEqual([]);
+  });
+});
+
 describe('v4 as posted: a bounded search finds nothing a recorded finding does not explain', () => {
   test.each([1, 2, 3])('seed %i', (seed) => {
     const v4 = Variant.parse('v4');
     const r = fuzz({ variant: v4, seed, runs: 1500 });
     if (r.violation === null) return;
-    expect(atcTimeoutReportedAsPlainTimeout(runScenario(r.violation.scenario, v4).events)).toBe(true);
+    const events = runScenario(r.violation.scenario, v4).events;
+    expect(atcTimeoutReportedAsPlainTimeout(events) || invalidationIntoFlr(events)).toBe(true);
   });
 });
 

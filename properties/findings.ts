@@ -29,3 +29,11 @@ export function fenceLostToAttach(violations: readonly Violation[]): boolean {
     (v) => v.property === 'no-eats-while-ats-broken' && v.message.includes('marked broken'),
   );
 }
+
+/**
+ * `invalidation-from-left-domain-into-flr`: an ATS invalidation reached a function in the middle
+ * of its FLR (and was lost) although the reset's IOMMU fence was up.
+ */
+export function invalidationIntoFlr(events: readonly SimEvent[]): boolean {
+  return events.some((e) => e.kind === 'invalidationIntoFlr');
+}

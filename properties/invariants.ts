@@ -225,6 +225,8 @@ export class Observers {
       case 'atsFenced':
         this.hist[e.dev]!.fencedSinceReset = true;
         return;
+      case 'invalidationIntoFlr':
+        return;
       case 'blocked': {
         const h = this.hist[e.dev]!;
         // The fence held during a reset (BLOCKED_RESETTING) is not a quarantine: what a failed

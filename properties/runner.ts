@@ -56,7 +56,8 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
   const obs = checks ? new Observers(sys) : null;
   const events: SimEvent[] = [];
   sys.k.ev.on((e) => {
-    if (e.kind === 'syncReturn' || e.kind === 'syncAtcError') events.push(e);
+    if (e.kind === 'syncReturn' || e.kind === 'syncAtcError' || e.kind === 'invalidationIntoFlr')
+      events.push(e);
   });
   const c = consts(sys);
   const roundStarts: number[] = [];

@@ -50,7 +50,10 @@ export class Endpoint {
   receiveInvalidation(cmd: Cmd, complete: () => void): void {
     // A removed function: the request ends in Unsupported Request, which counts as completed.
     if (!this.present) return complete();
-    if (this.inFlr) return;
+    if (this.inFlr) {
+      this.events.emit({ kind: 'invalidationIntoFlr', dev: this.dev });
+      return;
+    }
     this.pending.push({ cmd, complete });
   }
 
@@ -126,16 +129,18 @@ export class Endpoint {
     const sid = this.sids[0]!;
     if (this.atsEnabled) {
       let page = this.atc.get(iova);
-      if (page === undefined) {
+      while (page === undefined) {
         const tr = this.smmu.translate(sid, iova, true);
         if (tr === null) {
           yield 'ATS translation request fails';
           return;
         }
-        page = tr.page;
-        this.atc.set(iova, page);
-        yield `ATS translation: iova ${iova} -> page ${page} cached in ATC`;
+        this.atc.set(iova, tr.page);
+        yield `ATS translation: iova ${iova} -> page ${tr.page} cached in ATC`;
         if (!this.atsEnabled || this.inFlr) return;
+        // An invalidation completed meanwhile: a write must not use what it invalidated (PCIe
+        // orders the Invalidate Completion after writes that used the old translation).
+        page = this.atc.get(iova);
       }
       const acc = this.smmu.acceptsTranslated(sid);
       if (acc === null) {

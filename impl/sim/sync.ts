@@ -23,7 +23,8 @@ export class Mutex {
     this.lockLabel = `mutex_lock(${name})`;
   }
 
-  *lock(): Proc {
+  /** mutex_lock(): taking the mutex is a step of its own (`step` false: part of the next one). */
+  *lock(step = true): Proc {
     const self = this.m.self();
     // might_sleep(): mutex_lock() in atomic context is a bug even when the mutex is free.
     if (self.irqOff > 0 || self.preemptOff > 0 || self.rcuDepth > 0) {
@@ -38,7 +39,7 @@ export class Mutex {
       while (this.owner !== null) yield w;
     }
     this.owner = self;
-    yield this.lockLabel;
+    if (step) yield this.lockLabel;
   }
 
   unlock(): void {

@@ -382,47 +382,55 @@ function withMaster(
  * drop the old domain's invs).
  */
 export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): Proc<number> {
-  const master = dev.master!;
-  const old = master.domain;
-  const paging = domain.type === 'paging';
-  // arm_smmu_attach_prepare()
-  const atsEnabled = paging && armSmmuAtsSupported(k, master);
-  const atsDisabled = master.atsEnabled && !atsEnabled;
-  if (paging) {
-    yield* armSmmuInstallDomainInvs(
-      k,
-      domain,
-      withMaster(domain.invs, domain, master, atsEnabled),
-      atsDisabled,
-    );
-    if (atsEnabled) domain.nrAtsMasters++;
-    yield `${dev.name}: add invs to domain ${domain.id}${atsEnabled ? ' (with ATS)' : ''}`;
+  // arm_smmu_asid_lock: attaches of different groups rewrite a domain's invs one after the
+  // other; one turning ATS off waits for the readers of the array it replaces, holding it.
+  // (Uncontended, taking it is part of the next step: only another attach can be waiting.)
+  yield* k.smmu.asidLock.lock(false);
+  try {
+    const master = dev.master!;
+    const old = master.domain;
+    const paging = domain.type === 'paging';
+    // arm_smmu_attach_prepare()
+    const atsEnabled = paging && armSmmuAtsSupported(k, master);
+    const atsDisabled = master.atsEnabled && !atsEnabled;
+    if (paging) {
+      yield* armSmmuInstallDomainInvs(
+        k,
+        domain,
+        withMaster(domain.invs, domain, master, atsEnabled),
+        atsDisabled,
+      );
+      if (atsEnabled) domain.nrAtsMasters++;
+      yield `${dev.name}: add invs to domain ${domain.id}${atsEnabled ? ' (with ATS)' : ''}`;
+    }
+    if (!atsEnabled && master.atsEnabled) {
+      pciDisableAts(k, dev);
+      yield `${dev.name}: pci_disable_ats()`;
+    }
+    yield* armSmmuInstallSteForDev(k, master, {
+      config: paging ? 'translate' : 'abort',
+      domain: paging ? domain.id : -1,
+      eats: atsEnabled,
+    });
+    // arm_smmu_attach_commit()
+    if (atsEnabled && !master.atsEnabled) {
+      yield* armSmmuEnableAts(k, master);
+    } else if (atsEnabled && master.atsEnabled) {
+      yield* armSmmuAtcInvMaster(k, master);
+    } else if (!atsEnabled && master.atsEnabled) {
+      yield* armSmmuAtcInvMaster(k, master);
+    }
+    master.atsEnabled = atsEnabled;
+    if (old && old !== domain && old.type === 'paging') {
+      if (old.invs.inv.some((i) => i.master === master)) old.nrAtsMasters--;
+      yield* armSmmuInstallDomainInvs(k, old, withoutMaster(old.invs, master), atsDisabled);
+      yield `${dev.name}: drop invs from domain ${old.id}`;
+    }
+    master.domain = domain;
+    return 0;
+  } finally {
+    k.smmu.asidLock.unlock();
   }
-  if (!atsEnabled && master.atsEnabled) {
-    pciDisableAts(k, dev);
-    yield `${dev.name}: pci_disable_ats()`;
-  }
-  yield* armSmmuInstallSteForDev(k, master, {
-    config: paging ? 'translate' : 'abort',
-    domain: paging ? domain.id : -1,
-    eats: atsEnabled,
-  });
-  // arm_smmu_attach_commit()
-  if (atsEnabled && !master.atsEnabled) {
-    yield* armSmmuEnableAts(k, master);
-  } else if (atsEnabled && master.atsEnabled) {
-    yield* armSmmuAtcInvMaster(k, master);
-  } else if (!atsEnabled && master.atsEnabled) {
-    yield* armSmmuAtcInvMaster(k, master);
-  }
-  master.atsEnabled = atsEnabled;
-  if (old && old !== domain && old.type === 'paging') {
-    if (old.invs.inv.some((i) => i.master === master)) old.nrAtsMasters--;
-    yield* armSmmuInstallDomainInvs(k, old, withoutMaster(old.invs, master), atsDisabled);
-    yield `${dev.name}: drop invs from domain ${old.id}`;
-  }
-  master.domain = domain;
-  return 0;
 }
 
 /**
