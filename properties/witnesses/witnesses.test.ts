@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FLAGS, Variant } from '../../impl/variants.ts';
 import { runScenario } from '../runner.ts';
-import { LIMITS, WITNESSES } from './witnesses.ts';
+import { LIMITS, MASKED, WITNESSES } from './witnesses.ts';
 
 describe.each(WITNESSES)('witness for $flag', (w) => {
   test(`fails ${w.property} under v4+${w.flag}`, () => {
@@ -11,6 +11,13 @@ describe.each(WITNESSES)('witness for $flag', (w) => {
   test('passes under v4', () => {
     expect(runScenario(w.scenario, Variant.parse('v4')).violations).toEqual([]);
   });
+});
+
+test('every flag has a witness or is explained as masked, never both', () => {
+  const witnessed = new Set(WITNESSES.map((w) => w.flag));
+  for (const m of MASKED) expect(witnessed.has(m.flag), m.flag).toBe(false);
+  const covered = new Set([...witnessed, ...MASKED.map((m) => m.flag)]);
+  expect(FLAGS.map((f) => f.id).filter((id) => !covered.has(id))).toEqual([]);
 });
 
 test('every witness names a known flag, at most one witness per flag', () => {

@@ -204,6 +204,36 @@ export const WITNESSES: readonly Witness[] = [
     },
   },
   {
+    flag: 'master-freed-under-rcu',
+    property: 'no-use-after-free',
+    why:
+      "an unmap walks domain 0's invs, holding dev0's ATS entry, when an attach moves dev0 to domain 1 " +
+      '(ATS stays on: the old array is not drained) and an unplug releases it: without the grace period ' +
+      "the master is freed while the unmap's timed-out ATC_INV is retried through inv->master",
+    origin: 'found, then reduced by hand',
+    scenario: {
+      topology: {
+        cpus: 2,
+        devices: [{ ats: true, sids: 1 }],
+        gerrorIrqCpu: 1,
+        queueShift: 2,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 1,
+      },
+      rounds: [
+        [{ kind: 'hang', dev: 0 }],
+        [
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+          { kind: 'attach', cpu: 1, dev: 0, domain: 1 },
+          { kind: 'unplug', cpu: 1, dev: 0 },
+        ],
+      ],
+      choices: [],
+      pct: { priorities: [0, 1], changes: [107] },
+    },
+  },
+  {
     flag: 'no-reset-device-done',
     property: 'liveness-after-reset',
     why:
@@ -385,6 +415,33 @@ export const withoutWitness = (): string[] =>
   FLAGS.map((f) => f.id).filter((id) => !WITNESSES.some((w) => w.flag === id));
 
 /** The limits the series admits: witnesses that fail under v4 itself. */
+/**
+ * Catalog rows whose bug another patch of v4 masks in this model: no scenario fails under the
+ * flag alone. Each says which patch closes the window and why; the flag stays, so that a change
+ * to that patch (or a driver without it) shows the bug again.
+ */
+export const MASKED: readonly { readonly flag: string; readonly maskedBy: string; readonly why: string }[] = [
+  {
+    flag: 'ats-reenabled-while-broken',
+    maskedBy: 'P23',
+    why:
+      'an attach may re-enable ATS at the device and add ATS entries for a broken master, but ' +
+      'arm_smmu_write_ste() clears EATS under ats_broken_lock, so translated requests stay aborted ' +
+      'and ATC invalidations to the broken master are skipped (P18); the quarantine undoes both. ' +
+      '(A 150 s differential search, about 500k scenarios, found nothing.)',
+  },
+  {
+    flag: 'broken-work-uaf',
+    maskedBy: 'P17',
+    why:
+      'a report must find the group device before list_del_rcu() and queue the work after the ' +
+      "teardown's cancel; but arm_smmu_release_device() calls synchronize_rcu() (P17) between the " +
+      "two, inside iommu_deinit_device(), which waits for the reporter's RCU section, so the work " +
+      'is queued before the cancel and cancelled. A driver without that grace period would expose ' +
+      'it. (Targeted PCT searches of 23,000 hang + unmap + attach + unplug schedules found nothing.)',
+  },
+];
+
 /** A hung device's ATC still maps iova 0 when it is unmapped and its page reused. */
 const COMPLETION_TIMEOUT: Scenario = {
   topology: oneDevice({ iovas: 2 }),
