@@ -6,7 +6,7 @@ import { match } from 'ts-pattern';
 import { Events } from './events.ts';
 import { Endpoint, type FlrOutcome } from './hw/endpoint.ts';
 import { Memory } from './hw/memory.ts';
-import { Smmu } from './hw/smmu.ts';
+import { type GerrorCause, Smmu } from './hw/smmu.ts';
 import {
   iommuAttachGroup,
   iommuGroupBrokenWorker,
@@ -24,7 +24,7 @@ import {
   type PciDev,
 } from './kernel.ts';
 import { pciProbeResetMethods, pciResetFunction, pciStopAndRemoveBusDevice } from './pci/pci.ts';
-import { type ChoiceSource, Machine, type MachineLimits, type Proc } from './sim/machine.ts';
+import { type ChoiceSource, Machine, type MachineLimits, type Proc, Wait } from './sim/machine.ts';
 import { Mutex, Rcu } from './sim/sync.ts';
 import { Work, Workqueue } from './sim/workqueue.ts';
 import { armSmmuCmdqErrHandler, armSmmuGerrorHandler } from './smmuv3/cmdq.ts';
@@ -80,7 +80,22 @@ export type Op =
   | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
   | { readonly kind: 'hang'; readonly dev: number }
   | { readonly kind: 'unplug'; readonly cpu: number; readonly dev: number }
-  | { readonly kind: 'probe'; readonly cpu: number; readonly dev: number };
+  | { readonly kind: 'probe'; readonly cpu: number; readonly dev: number }
+  /**
+   * The SMMU raises a GERROR cause other than CMDQ_ERR (hw/smmu.ts GerrorCause), `delayUs` of
+   * virtual time into the round (0: at once), so that it can land while a CMD_SYNC is failing.
+   */
+  | { readonly kind: 'gerror'; readonly cause: GerrorCause; readonly delayUs: number };
+
+const GERROR_CAUSE_TEXT: Record<GerrorCause, string> = {
+  'evtq-abort': 'EVTQ_ABT_ERR (event queue write aborted)',
+  'priq-abort': 'PRIQ_ABT_ERR (PRI queue write aborted)',
+  'msi-cmdq-abort': 'MSI_CMDQ_ABT_ERR (CMD_SYNC MSI write aborted)',
+  'msi-evtq-abort': 'MSI_EVTQ_ABT_ERR (event queue MSI write aborted)',
+  'msi-priq-abort': 'MSI_PRIQ_ABT_ERR (PRI queue MSI write aborted)',
+  'msi-gerror-abort': 'MSI_GERROR_ABT_ERR (GERROR MSI write aborted)',
+  sfm: 'SFM_ERR (enters Service Failure Mode)',
+};
 
 export function fmtOp(op: Op): string {
   return match(op)
@@ -95,6 +110,11 @@ export function fmtOp(op: Op): string {
     .with({ kind: 'hang' }, (o) => `dev${o.dev}: stops answering ATC invalidations`)
     .with({ kind: 'unplug' }, (o) => `cpu${o.cpu}: hot unplug of dev${o.dev}`)
     .with({ kind: 'probe' }, (o) => `cpu${o.cpu}: probe the reset methods of dev${o.dev} (sysfs)`)
+    .with(
+      { kind: 'gerror' },
+      (o) =>
+        `SMMU${o.delayUs > 0 ? `, ${fmtUs(o.delayUs)} into the round` : ''}: GERROR.${GERROR_CAUSE_TEXT[o.cause]}`,
+    )
     .exhaustive();
 }
 
@@ -246,6 +266,13 @@ export class System {
       case 'hang':
         m.agent(`hang#${i}`, hangProc(this.eps[op.dev]!), { daemon: false });
         return;
+      case 'gerror': {
+        const t = m.agent(`gerror#${i}`, gerrorProc(k.smmu.hw, op.cause), { daemon: false });
+        // The hardware raises it `delayUs` into the round: the agent's first step waits until then
+        // (so that its first step is the GERROR itself, which coverage samples).
+        if (op.delayUs > 0) t.wait = new Wait(() => false, m.now + op.delayUs, false, 'its time');
+        return;
+      }
       default: {
         const unknown: never = op;
         throw new Error(`unknown operation ${JSON.stringify(unknown)}`);
@@ -265,4 +292,12 @@ export class System {
 function* hangProc(ep: Endpoint): Proc {
   ep.hang();
   yield `EP${ep.dev} hangs: stops answering invalidations`;
+}
+
+const fmtUs = (us: number): string => (us % 1000 === 0 ? `${us / 1000} ms` : `${us} µs`);
+
+/** The gerror operation: the SMMU raises one GERROR cause, in one step. */
+function* gerrorProc(hw: Smmu, cause: GerrorCause): Proc {
+  hw.injectGerror(cause);
+  yield `GERROR.${GERROR_CAUSE_TEXT[cause].split(' ')[0]} toggles, GERROR interrupt raised`;
 }

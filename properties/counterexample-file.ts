@@ -4,6 +4,7 @@
  * error, never a half-run.
  */
 import { z } from 'zod';
+import { GERROR_CAUSES, type GerrorCause } from '../impl/hw/smmu.ts';
 import type { Scenario } from './scenario.ts';
 
 const nat = z.number().int().min(0);
@@ -17,6 +18,11 @@ const op = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hang'), dev: nat }),
   z.object({ kind: z.literal('unplug'), cpu: nat, dev: nat }),
   z.object({ kind: z.literal('probe'), cpu: nat, dev: nat }),
+  z.object({
+    kind: z.literal('gerror'),
+    cause: z.enum(GERROR_CAUSES as [GerrorCause, ...GerrorCause[]]),
+    delayUs: nat,
+  }),
 ]);
 
 const topology = z.object({

@@ -35,7 +35,8 @@ export function queueState(hw: HwCmdq, cmdq: ArmSmmuCmdq): QueueState {
 /** The tuple of `op` in the system's current state (read only). */
 export function sampleOp(sys: System, op: Op): OpTuple {
   const queue = queueState(sys.k.smmu.hw.cmdq, sys.k.smmu.cmdq);
-  if (op.kind === 'map' || op.kind === 'unmap') return { op: op.kind, device: '-', quarantine: '-', queue };
+  if (op.kind === 'map' || op.kind === 'unmap' || op.kind === 'gerror')
+    return { op: op.kind, device: '-', quarantine: '-', queue };
   // Through the refinement abstraction, so that the device is what the model would call it.
   const d = abstraction(sys).devs[op.dev]!;
   const device: DeviceState = !d.present

@@ -28,6 +28,7 @@ const TARGETS_DEVICE: Record<OpKind, boolean> = {
   hang: true,
   unplug: true,
   probe: true,
+  gerror: false,
 };
 export const OP_KINDS = Object.keys(TARGETS_DEVICE) as OpKind[];
 
@@ -95,6 +96,7 @@ function opUniverse(): string[] {
  */
 export function touched(op: ModelOp, before: State): number[] {
   if ('dev' in op) return [op.dev];
+  if (op.kind === 'gerror') return [];
   const out: number[] = [];
   before.devs.forEach((x, d) => {
     if (x.present && x.domain === op.domain) out.push(d);
@@ -128,6 +130,7 @@ function allSteps(c: Consts): ModelOp[] {
     'hang',
     'unplug',
     'probe',
+    'gerror',
   ];
   return kinds.flatMap((kind): ModelOp[] =>
     match(kind)
@@ -142,6 +145,7 @@ function allSteps(c: Consts): ModelOp[] {
       )
       .with('dma', () => devs.map((dev) => ({ kind: 'dma' as const, dev, iova: 0 })))
       .with('resetPrepare', 'hang', 'unplug', 'probe', (k) => devs.map((dev) => ({ kind: k, dev })))
+      .with('gerror', () => [{ kind: 'gerror' as const }])
       .exhaustive(),
   );
 }

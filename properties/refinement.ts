@@ -90,6 +90,8 @@ export function toModelOp(op: Op): ModelOp {
       return { kind: 'unplug', dev: op.dev };
     case 'probe':
       return { kind: 'probe', dev: op.dev };
+    case 'gerror':
+      return { kind: 'gerror' };
   }
 }
 

@@ -4,6 +4,7 @@
  * shorter and smaller choices.
  */
 import fc from 'fast-check';
+import { GERROR_CAUSES, type GerrorCause } from '../impl/hw/smmu.ts';
 import { type DeviceSpec, type Op, PAGING_DOMAINS, type Topology } from '../impl/system.ts';
 import type { PctSchedule } from './pct.ts';
 
@@ -99,11 +100,44 @@ export const topologyArb: fc.Arbitrary<Topology> = fc
     ...(stalls ? { stalls } : {}),
   }));
 
-export function opArb(t: Topology): fc.Arbitrary<Op> {
+/**
+ * When an injected GERROR cause is raised: at once, or late enough that a CMD_SYNC issued at the
+ * round's start has failed (ATC timeouts of 50 or 200 ms) but its issuer's 1 s poll has not.
+ */
+export const GERROR_DELAYS_US = [0, 100_000, 300_000] as const;
+
+/**
+ * The GERROR causes the search injects by default: all but SFM. Service Failure Mode is a known
+ * limit of the series (and of mainline): the SMMU stops for good, later ATC timeouts are never
+ * reported and a full queue spins its issuers forever; see properties/gerror.test.ts.
+ */
+export const SEARCHED_GERROR_CAUSES: readonly GerrorCause[] = GERROR_CAUSES.filter((c) => c !== 'sfm');
+
+export interface OpArbOptions {
+  /** Also inject SFM (rarely): for exploring the known limit, never in the default search. */
+  readonly sfm?: boolean;
+}
+
+export function opArb(t: Topology, opts: OpArbOptions = {}): fc.Arbitrary<Op> {
   const cpu = fc.nat(t.cpus - 1);
   const dev = fc.nat(t.devices.length - 1);
   const domain = fc.nat(PAGING_DOMAINS - 1);
   const iova = fc.nat(t.iovas - 1);
+  const delayUs = fc.oneof(
+    { weight: 2, arbitrary: fc.constant<number>(GERROR_DELAYS_US[0]) },
+    fc.constantFrom<number>(...GERROR_DELAYS_US.slice(1)),
+  );
+  // With SFM on, it is half as likely as each other cause (1 gerror operation in 13).
+  const cause: fc.Arbitrary<GerrorCause> =
+    opts.sfm === true
+      ? fc.oneof(
+          {
+            weight: 2 * SEARCHED_GERROR_CAUSES.length,
+            arbitrary: fc.constantFrom(...SEARCHED_GERROR_CAUSES),
+          },
+          { weight: 1, arbitrary: fc.constant<GerrorCause>('sfm') },
+        )
+      : fc.constantFrom(...SEARCHED_GERROR_CAUSES);
   return fc.oneof(
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('unmap' as const), cpu, domain, iova }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('map' as const), cpu, domain, iova }) },
@@ -121,6 +155,7 @@ export function opArb(t: Topology): fc.Arbitrary<Op> {
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('attach' as const), cpu, dev, domain }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('unplug' as const), cpu, dev }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('probe' as const), cpu, dev }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('gerror' as const), cause, delayUs }) },
   );
 }
 

@@ -17,6 +17,33 @@ export const GERROR_MSI_GERROR_ABT_ERR = 1 << 7;
 export const GERROR_SFM_ERR = 1 << 8;
 export const GERROR_ERR_MASK = 0x1fd;
 
+/**
+ * The GERROR causes other than CMDQ_ERR that a scenario can inject (SMMU_GERROR bits 2–8):
+ * an Event or PRI queue write that aborted, an MSI write that aborted (for the CMD_SYNC, Event
+ * queue, PRI queue or GERROR interrupt), and Service Failure Mode. CMDQ_ERR is not injected: the
+ * SMMU raises it itself when a command fails (see HwCmdq.consumer).
+ */
+export type GerrorCause =
+  | 'evtq-abort'
+  | 'priq-abort'
+  | 'msi-cmdq-abort'
+  | 'msi-evtq-abort'
+  | 'msi-priq-abort'
+  | 'msi-gerror-abort'
+  | 'sfm';
+
+export const GERROR_CAUSE_BIT: Readonly<Record<GerrorCause, number>> = {
+  'evtq-abort': GERROR_EVTQ_ABT_ERR,
+  'priq-abort': GERROR_PRIQ_ABT_ERR,
+  'msi-cmdq-abort': GERROR_MSI_CMDQ_ABT_ERR,
+  'msi-evtq-abort': GERROR_MSI_EVTQ_ABT_ERR,
+  'msi-priq-abort': GERROR_MSI_PRIQ_ABT_ERR,
+  'msi-gerror-abort': GERROR_MSI_GERROR_ABT_ERR,
+  sfm: GERROR_SFM_ERR,
+};
+
+export const GERROR_CAUSES = Object.keys(GERROR_CAUSE_BIT) as GerrorCause[];
+
 export const CMDQ_ERR_CERROR_NONE_IDX = 0;
 export const CMDQ_ERR_CERROR_ILL_IDX = 1;
 export const CMDQ_ERR_CERROR_ABT_IDX = 2;
@@ -102,10 +129,10 @@ export class HwCmdq {
   }
 
   private canRun(): boolean {
-    return this.smmu.enabled && !this.errActive() && !this.empty();
+    return this.smmu.serving() && !this.errActive() && !this.empty();
   }
 
-  /** The consumer: fetches at CONS while enabled and no CMDQ error is active. */
+  /** The consumer: fetches at CONS while the SMMU serves and no CMDQ error is active. */
   *consumer(events: Events): Proc {
     const m = this.m;
     const ready = new Wait(() => this.canRun(), -1, true, 'commands');
@@ -141,6 +168,8 @@ export class HwCmdq {
             for (const o of this.outstanding) if (!o.done && o.sentAt < oldest) oldest = o.sentAt;
             const deadline = oldest + this.smmu.atcTimeoutUs;
             yield new Wait(this.allCompleted, deadline, true, 'ATC invalidation completions');
+            // Disabled, or in Service Failure Mode, meanwhile: the SYNC neither completes nor fails.
+            if (!this.smmu.serving()) break;
             if (this.anyPending() && m.now >= deadline) {
               const late = this.outstanding.filter(
                 (o) => !o.done && o.sentAt + this.smmu.atcTimeoutUs <= m.now,
@@ -207,7 +236,14 @@ function fmt(c: Cmd): string {
 }
 
 export class Smmu {
+  /** CR0.SMMUEN (and CMDQEN): cleared by arm_smmu_device_disable(). */
   enabled = true;
+  /**
+   * In Service Failure Mode: the SMMU has stopped servicing, whatever CR0 says. Modelled as the
+   * worst case the architecture allows: no command is consumed and every incoming transaction
+   * is terminated (aborted), from the moment SFM is entered; nothing here leaves it.
+   */
+  sfm = false;
   readonly ste = new Map<number, Ste>();
   private readonly sidToEp = new Map<number, Endpoint>();
   readonly cmdq: HwCmdq;
@@ -240,7 +276,7 @@ export class Smmu {
   /** An ATS translation request or an untranslated access: walks the STE and the page table. */
   translate(sid: number, iova: number, ats: boolean): { page: number; domain: number } | null {
     const ste = this.ste.get(sid);
-    if (!this.enabled || ste === undefined || ste.config !== 'translate') return null;
+    if (!this.serving() || ste === undefined || ste.config !== 'translate') return null;
     if (ats && !ste.eats) return null;
     const page = this.tables.lookup(ste.domain, iova);
     return page === undefined ? null : { page, domain: ste.domain };
@@ -249,10 +285,26 @@ export class Smmu {
   /** Does the SMMU accept a translated (pre-translated by the ATC) request from this SID? */
   acceptsTranslated(sid: number): { domain: number } | null {
     const ste = this.ste.get(sid);
-    if (!this.enabled || ste === undefined || ste.config !== 'translate' || !ste.eats) return null;
+    if (!this.serving() || ste === undefined || ste.config !== 'translate' || !ste.eats) return null;
     return { domain: ste.domain };
   }
 
+  /** Enabled and not in Service Failure Mode: consumes commands and translates (GBPA: abort). */
+  serving(): boolean {
+    return this.enabled && !this.sfm;
+  }
+
+  /**
+   * A GERROR cause other than CMDQ_ERR, as the hardware raises it: toggle its GERROR bit (unless
+   * that error is already active) and raise the GERROR interrupt on its affine CPU. SFM also
+   * stops the SMMU servicing, at once.
+   */
+  injectGerror(cause: GerrorCause): void {
+    if (cause === 'sfm') this.sfm = true;
+    this.cmdq.raiseGerror(GERROR_CAUSE_BIT[cause]);
+  }
+
+  /** arm_smmu_device_disable(): CR0 cleared (the SMMU and its queues off; GBPA aborts). */
   disable(): void {
     this.enabled = false;
   }
