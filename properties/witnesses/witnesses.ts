@@ -497,6 +497,33 @@ export const LIMITS: readonly LimitWitness[] = [
     },
   },
   {
+    id: 'sfm-kills-smmu',
+    source: 'P13 (found by the harness; mainline too)',
+    property: 'refinement',
+    why:
+      'after Service Failure Mode the SMMU stays disabled: nothing is consumed, a later ATC timeout ' +
+      'is never reported, the issuer returns -ETIMEDOUT and the hung device is not quarantined ' +
+      '(and a full queue spins its issuers: no-livelock); the default search does not inject SFM',
+    scenario: {
+      topology: oneDevice({ iovas: 3 }),
+      rounds: [
+        [{ kind: 'gerror', cause: 'sfm', delayUs: 0 }],
+        [{ kind: 'hang', dev: 0 }],
+        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+      ],
+      choices: [],
+    },
+    control: {
+      topology: oneDevice({ iovas: 3 }),
+      rounds: [
+        [{ kind: 'gerror', cause: 'evtq-abort', delayUs: 0 }],
+        [{ kind: 'hang', dev: 0 }],
+        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+      ],
+      choices: [],
+    },
+  },
+  {
     id: 'dma-alias-premature-unblock',
     source: 'P04 FIXME',
     property: 'quarantine-lifted-only-by-reset',
