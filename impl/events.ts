@@ -9,9 +9,17 @@ export type SimEvent =
    * A CMD_SYNC failed with CERROR_ATC_INV_SYNC; `pos` names the SYNC (absolute queue position);
    * `sentAt[i]` is when the invalidation to `devs[i]` that timed out was sent.
    */
-  | { kind: 'syncAtcError'; pos: number; prod: number; devs: number[]; sentAt: number[] }
+  | {
+      kind: 'syncAtcError';
+      pos: number;
+      prod: number;
+      devs: number[];
+      sentAt: number[];
+      /** The queue, when not the SMMU's own (a tegra241 VCMDQ: 'vcmdq0'); positions are per queue. */
+      cmdq?: string;
+    }
   /** An issuer's CMD_SYNC poll returned: 0, -ETIMEDOUT or -EIO (`prod` is the SYNC's slot pointer). */
-  | { kind: 'syncReturn'; prod: number; ret: number }
+  | { kind: 'syncReturn'; prod: number; ret: number; cmdq?: string }
   /** gdev->blocked changed. */
   | { kind: 'blocked'; dev: number; from: number; to: number }
   /** The endpoint finished a reset (FLR) that worked, or one that did not. */

@@ -3,6 +3,7 @@
  * Structures keep their kernel names in doc comments; fields are the ones the seeds touch.
  */
 import type { Events } from './events.ts';
+import type { Cmd } from './hw/cmd.ts';
 import type { Endpoint } from './hw/endpoint.ts';
 import type { Memory } from './hw/memory.ts';
 import type { HwCmdq, Smmu } from './hw/smmu.ts';
@@ -196,25 +197,42 @@ export class ArmSmmuCmdq {
   lock = 0;
   /** atc_sync_timeouts (P12) */
   readonly atcSyncTimeouts: boolean[];
+  /** cmdq_err_lock (P14): serialises a CMDQ_ERR drain with this queue's own error interrupt. */
   readonly cmdqErrLock: SpinLock;
+  /** Appended to the issuer's step labels that name a slot: '' for smmu->cmdq. */
+  readonly where: string;
   constructor(
     m: Machine,
     readonly hw: HwCmdq,
     readonly maxNShift: number,
     /** cmdq_err_handler (P14, P15); null in mainline. */
     readonly cmdqErrHandler: CmdqErrHandler | null,
+    /** supports_cmd: the commands this queue takes; null takes every command. */
+    readonly supportsCmd: ((cmd: Cmd) => boolean) | null = null,
   ) {
     const n = 1 << maxNShift;
     this.validMap = Array.from({ length: n }, () => n);
     this.atcSyncTimeouts = Array.from({ length: n }, () => false);
     this.cmdqErrLock = new SpinLock(m, `${hw.name} cmdq_err_lock`);
+    this.where = hw.name === 'smmu' ? '' : ` on ${hw.name}`;
   }
+}
+
+/**
+ * struct tegra241_cmdqv, with VINTF0 (the in-kernel interface) folded in: its logical VCMDQs,
+ * each a struct arm_smmu_cmdq of its own (tegra241_vcmdq.cmdq).
+ */
+export interface Tegra241Cmdqv {
+  /** vintfs[0]->lvcmdqs */
+  readonly lvcmdqs: readonly ArmSmmuCmdq[];
 }
 
 /** struct arm_smmu_device */
 export interface ArmSmmuDevice {
   readonly hw: Smmu;
   readonly cmdq: ArmSmmuCmdq;
+  /** A tegra241 CMDQV (smmu->impl_ops are tegra241_cmdqv_impl_ops); null: a plain SMMUv3. */
+  readonly cmdqv: Tegra241Cmdqv | null;
   /** CMDQ_BATCH_ENTRIES (64 in the kernel; small here so batches fill). */
   readonly batchEntries: number;
   /** ARM_SMMU_OPT_CMDQ_FORCE_SYNC */

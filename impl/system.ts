@@ -28,6 +28,11 @@ import { type ChoiceSource, Machine, type MachineLimits, type Proc, Wait } from 
 import { Mutex, Rcu } from './sim/sync.ts';
 import { Work, Workqueue } from './sim/workqueue.ts';
 import { armSmmuCmdqErrHandler, armSmmuGerrorHandler } from './smmuv3/cmdq.ts';
+import {
+  tegra241CmdqvIsr,
+  tegra241GuestVcmdqSupportsCmd,
+  tegra241VcmdqHandleCmdqErr,
+} from './smmuv3/tegra241-cmdqv.ts';
 import type { Variant } from './variants.ts';
 
 export interface DeviceSpec {
@@ -68,6 +73,14 @@ export interface Topology {
    * everything waits. See MachineOptions.stalls in impl/sim/machine.ts.
    */
   readonly stalls?: boolean;
+  /**
+   * A tegra241 CMDQV in front of the SMMU, as a guest kernel sees it: one more command queue
+   * (VINTF0's logical VCMDQ 0, same size) taking TLB and ATC invalidations with their CMD_SYNC
+   * from every CPU, while CFGI_STE stays on the SMMU's queue; the VCMDQ reports its errors on its
+   * own GERROR/GERRORN page through the CMDQV interrupt, affine to `irqCpu`. Absent: a plain
+   * SMMUv3 with one queue.
+   */
+  readonly vcmdq?: { readonly irqCpu: number };
 }
 
 export const PAGING_DOMAINS = 2;
@@ -149,8 +162,24 @@ export class System {
       topo.gerrorIrqCpu,
       () => armSmmuGerrorHandler(kref!),
       topo.atcTimeoutUs,
+      topo.vcmdq === undefined ? null : { irqCpu: topo.vcmdq.irqCpu, isr: () => tegra241CmdqvIsr(kref!) },
     );
     const cmdq = new ArmSmmuCmdq(m, hw.cmdq, topo.queueShift, v.patch(15) ? armSmmuCmdqErrHandler : null);
+    // tegra241_vcmdq_alloc_smmu_cmdq(): a guest's VINTF is not HYP_OWN, so its VCMDQs filter
+    const cmdqv =
+      hw.vcmdq === null
+        ? null
+        : {
+            lvcmdqs: [
+              new ArmSmmuCmdq(
+                m,
+                hw.vcmdq,
+                topo.queueShift,
+                v.patch(15) ? tegra241VcmdqHandleCmdqErr : null,
+                tegra241GuestVcmdqSupportsCmd,
+              ),
+            ],
+          };
     const rcu = new Rcu(m);
     const wq = new Workqueue(m);
     this.eps = topo.devices.map(
@@ -175,6 +204,7 @@ export class System {
       smmu: {
         hw,
         cmdq,
+        cmdqv,
         batchEntries: topo.batchEntries,
         optForceSync: false,
         asidLock: new Mutex(m, 'arm_smmu_asid_lock'),

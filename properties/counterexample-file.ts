@@ -49,6 +49,8 @@ const topology = z.object({
   iovas: z.number().int().min(1).max(16),
   /** CPUs can stall: time may pass while they are runnable (absent: false). */
   stalls: z.boolean().optional(),
+  /** A tegra241 CMDQV: a second command queue whose error interrupt is on `irqCpu` (absent: none). */
+  vcmdq: z.object({ irqCpu: nat }).optional(),
 });
 
 const scenario = z
@@ -62,6 +64,8 @@ const scenario = z
     const t = s.topology;
     const bad = (msg: string) => ctx.addIssue({ code: 'custom', message: msg });
     if (t.gerrorIrqCpu >= t.cpus) bad(`gerrorIrqCpu ${t.gerrorIrqCpu} is not one of ${t.cpus} CPUs`);
+    if (t.vcmdq !== undefined && t.vcmdq.irqCpu >= t.cpus)
+      bad(`vcmdq.irqCpu ${t.vcmdq.irqCpu} is not one of ${t.cpus} CPUs`);
     if (t.batchEntries >= 1 << t.queueShift) bad('a batch plus a CMD_SYNC must fit in the command queue');
     t.devices.forEach((d, i) => {
       if (d.pf !== undefined && (d.pf >= i || t.devices[d.pf]!.pf !== undefined))

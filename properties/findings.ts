@@ -11,10 +11,11 @@ import type { Violation } from '../impl/sim/machine.ts';
  * later failed with CERROR_ATC_INV_SYNC — an ATC timeout taken for a software poll timeout.
  */
 export function atcTimeoutReportedAsPlainTimeout(events: readonly SimEvent[]): boolean {
-  const timedOut = new Set<number>();
+  // A slot is named by its queue (absent: the SMMU's own; a tegra241 VCMDQ otherwise) and prod.
+  const timedOut = new Set<string>();
   for (const e of events) {
-    if (e.kind === 'syncReturn' && e.ret === ETIMEDOUT) timedOut.add(e.prod);
-    if (e.kind === 'syncAtcError' && timedOut.has(e.prod)) return true;
+    if (e.kind === 'syncReturn' && e.ret === ETIMEDOUT) timedOut.add(`${e.cmdq ?? ''}:${e.prod}`);
+    if (e.kind === 'syncAtcError' && timedOut.has(`${e.cmdq ?? ''}:${e.prod}`)) return true;
   }
   return false;
 }

@@ -89,15 +89,19 @@ export const topologyArb: fc.Arbitrary<Topology> = fc
     iovas: fc.integer({ min: 1, max: 3 }),
     // In 1 topology in 4, CPUs can stall: a choice may let time pass while they are runnable.
     stalls: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, fc.constant(true)),
+    // In 1 topology in 4, a tegra241 CMDQV adds a second command queue (VCMDQ) with its own
+    // error interrupt, on any CPU (taken modulo the CPU count).
+    vcmdqIrqCpu: fc.oneof({ weight: 3, arbitrary: fc.constant(-1) }, fc.nat(2)),
   })
   // arm_smmu_device_hw_probe(): one batch plus a CMD_SYNC must fit in the queue.
-  .map(({ stalls, ...t }) => ({
+  .map(({ stalls, vcmdqIrqCpu, ...t }) => ({
     ...t,
     devices: withFunctions(t.devices),
     gerrorIrqCpu: t.gerrorIrqCpu % t.cpus,
     batchEntries: Math.min(t.batchEntries, (1 << t.queueShift) - 1),
     // Absent when off, so that a counterexample without stalls reads (and replays) as before.
     ...(stalls ? { stalls } : {}),
+    ...(vcmdqIrqCpu >= 0 ? { vcmdq: { irqCpu: vcmdqIrqCpu % t.cpus } } : {}),
   }));
 
 /**

@@ -11,7 +11,7 @@ import { renderTimeline, wrapText } from './timeline.ts';
 
 export function fmtTopology(t: Topology): string[] {
   const lines = [
-    `${t.cpus} CPU(s); GERROR IRQ on cpu${t.gerrorIrqCpu}; command queue ${1 << t.queueShift} entries; batch ${t.batchEntries}; ATC invalidation timeout ${t.atcTimeoutUs / 1000} ms${t.stalls ? '; CPUs can stall (time may pass while they are runnable)' : ''}`,
+    `${t.cpus} CPU(s); GERROR IRQ on cpu${t.gerrorIrqCpu}; command queue ${1 << t.queueShift} entries; batch ${t.batchEntries}; ATC invalidation timeout ${t.atcTimeoutUs / 1000} ms${t.stalls ? '; CPUs can stall (time may pass while they are runnable)' : ''}${t.vcmdq ? `; tegra241 VCMDQ (TLBI, ATC_INV) with its error IRQ on cpu${t.vcmdq.irqCpu}` : ''}`,
   ];
   t.devices.forEach((d, i) => {
     const traits = [

@@ -1,6 +1,8 @@
 /**
  * The SMMUv3 as hardware: a command queue ring with PROD/CONS wrap bits, the CMDQ consumer,
- * CONS.ERR and GERROR/GERRORN, the GERROR interrupt, and the stream table (STE.EATS).
+ * CONS.ERR and GERROR/GERRORN, the GERROR interrupt, and the stream table (STE.EATS). Optionally
+ * a tegra241 CMDQV in front of it: one more command queue (VINTF0's logical VCMDQ 0) with its own
+ * ring, PROD/CONS, GERROR/GERRORN page and the CMDQV's own error interrupt.
  */
 import type { Events } from '../events.ts';
 import { type Irq, type Machine, type Proc, Wait } from '../sim/machine.ts';
@@ -91,9 +93,11 @@ export class HwCmdq {
     readonly shift: number,
     irqCpu: number,
     handler: () => Proc<unknown>,
+    /** The interrupt its errors raise (the SMMU's GERROR IRQ, or the CMDQV's). */
+    irqName = `${name}-gerror-irq`,
   ) {
     this.ring = Array.from({ length: 1 << shift }, () => null);
-    this.irq = m.addIrq(`${name}-gerror-irq`, irqCpu, handler);
+    this.irq = m.addIrq(irqName, irqCpu, handler);
   }
 
   get size(): number {
@@ -190,6 +194,8 @@ export class HwCmdq {
                 prod: this.consPtr(),
                 devs: this.timedOut.map((e) => e.dev),
                 sentAt,
+                // The SMMU's own queue is the default: its events read as they always have.
+                ...(this === this.smmu.cmdq ? {} : { cmdq: this.name }),
               });
               this.raiseGerror(GERROR_CMDQ_ERR);
               yield 'CMD_SYNC fails: CERROR_ATC_INV_SYNC, GERROR.CMDQ_ERR toggles';
@@ -247,6 +253,12 @@ export class Smmu {
   readonly ste = new Map<number, Ste>();
   private readonly sidToEp = new Map<number, Endpoint>();
   readonly cmdq: HwCmdq;
+  /**
+   * tegra241 CMDQV: VINTF0's one logical VCMDQ, a second queue of the same size in front of the
+   * same SMMU (its commands reach the same stream table and endpoints), with its own
+   * GERROR/GERRORN page and the CMDQV error interrupt. Null: a plain SMMUv3.
+   */
+  readonly vcmdq: HwCmdq | null;
 
   constructor(
     m: Machine,
@@ -257,9 +269,23 @@ export class Smmu {
     gerrorHandler: () => Proc<unknown>,
     /** How long the SMMU waits for an ATC invalidation completion (implementation defined). */
     readonly atcTimeoutUs: number,
+    /** A tegra241 CMDQV: its error interrupt's CPU and handler (tegra241_cmdqv_isr). */
+    cmdqv: { readonly irqCpu: number; readonly isr: () => Proc<unknown> } | null = null,
   ) {
     this.cmdq = new HwCmdq(m, this, 'smmu', shift, irqCpu, gerrorHandler);
     m.agent('SMMU', this.cmdq.consumer(events));
+    this.vcmdq =
+      cmdqv === null ? null : new HwCmdq(m, this, 'vcmdq0', shift, cmdqv.irqCpu, cmdqv.isr, 'cmdqv-irq');
+    if (this.vcmdq !== null) m.agent('VCMDQ0', this.vcmdq.consumer(events));
+  }
+
+  /**
+   * The CMDQV's error maps (VINTF_ERR_MAP, VINTF0's LVCMDQ_ERR_MAP): bit i set while logical
+   * VCMDQ i has an unacknowledged error (GERROR differs from GERRORN). Read by its ISR.
+   */
+  lvcmdqErrMap(): number {
+    const q = this.vcmdq;
+    return q !== null && q.gerror !== q.gerrorn ? 1 : 0;
   }
 
   attachEndpoint(ep: Endpoint): void {

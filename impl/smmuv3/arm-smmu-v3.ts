@@ -18,7 +18,8 @@ import { pciAtsSupported, pciDisableAts, pciEnableAts, pciPrepareAts } from '../
 import { kfree, use } from '../sim/lifetime.ts';
 import type { Proc } from '../sim/machine.ts';
 import { spinUntil } from '../sim/sync.ts';
-import { armSmmuCmdqIssueCmdlist } from './cmdq.ts';
+import { armSmmuCmdqIssueCmdlist, armSmmuCmdqSupportsCmd } from './cmdq.ts';
+import { tegra241CmdqvGetCmdq } from './tegra241-cmdqv.ts';
 
 /** struct arm_smmu_cmdq_batch */
 export interface ArmSmmuCmdqBatch {
@@ -30,10 +31,33 @@ export interface ArmSmmuCmdqBatch {
   hasAts: boolean;
 }
 
-/** arm_smmu_cmdq_batch_init_cmd() */
-function armSmmuCmdqBatchInitCmd(k: Kernel, invs: ArmSmmuInvs | null): ArmSmmuCmdqBatch {
+/**
+ * The command a batch is initialised with, where only its opcode matters (which queue takes it):
+ * made once, so that picking a queue allocates nothing.
+ */
+const CFGI_STE_CMD: Cmd = { op: 'CFGI_STE', sid: 0 };
+const ATC_INV_ALL_CMD: Cmd = { op: 'ATC_INV', sid: 0, iova: 0, all: true };
+const TLBI_CMD: Cmd = { op: 'TLBI', domain: 0, iova: 0, all: false };
+
+/**
+ * arm_smmu_get_cmdq(): the queue a command goes to — the implementation's secondary queue when
+ * it has one for this command (tegra241 CMDQV: the CPU's VCMDQ), else smmu->cmdq.
+ */
+function armSmmuGetCmdq(k: Kernel, cmd: Cmd): ArmSmmuCmdq {
+  const cmdqv = k.smmu.cmdqv;
+  if (cmdqv === null) return k.smmu.cmdq;
+  return tegra241CmdqvGetCmdq(k, cmdqv, cmd) ?? k.smmu.cmdq;
+}
+
+/** arm_smmu_cmdq_batch_init_cmd(): the batch goes to the queue its first command picks. */
+function armSmmuCmdqBatchInitCmd(k: Kernel, cmd: Cmd, invs: ArmSmmuInvs | null): ArmSmmuCmdqBatch {
   // v4-minimal keeps the array too: its error path marks the entries it was walking
-  return { cmds: [], cmdq: k.smmu.cmdq, invs: k.v.patch(19) || k.v.minimal ? invs : null, hasAts: false };
+  return {
+    cmds: [],
+    cmdq: armSmmuGetCmdq(k, cmd),
+    invs: k.v.patch(19) || k.v.minimal ? invs : null,
+    hasAts: false,
+  };
 }
 
 /** arm_smmu_cmdq_batch_issue() (P20, retry in P24) */
@@ -65,7 +89,7 @@ function* armSmmuCmdqBatchFenceAll(k: Kernel, cmds: ArmSmmuCmdqBatch): Proc {
     if (master !== null && !masters.includes(master)) masters.push(master);
   }
   for (const master of masters) {
-    const cfgi = armSmmuCmdqBatchInitCmd(k, null);
+    const cfgi = armSmmuCmdqBatchInitCmd(k, CFGI_STE_CMD, null);
     for (const sid of master.sids) {
       k.smmu.hw.ste.get(sid)!.eats = false;
       yield `clear STE.EATS sid ${sid}`;
@@ -83,9 +107,11 @@ function* armSmmuCmdqBatchFenceAll(k: Kernel, cmds: ArmSmmuCmdqBatch): Proc {
 function* armSmmuCmdqBatchAddCmd(k: Kernel, cmds: ArmSmmuCmdqBatch, cmd: Cmd): Proc {
   const smmu = k.smmu;
   const forceSync = cmds.cmds.length === smmu.batchEntries - 1 && smmu.optForceSync;
-  if (forceSync) {
+  // A command the batch's queue does not take (a VCMDQ's filter): flush, and go where it goes.
+  const unsupportedCmd = !armSmmuCmdqSupportsCmd(cmds.cmdq, cmd);
+  if (forceSync || unsupportedCmd) {
     yield* armSmmuCmdqBatchIssue(k, cmds, true);
-    Object.assign(cmds, armSmmuCmdqBatchInitCmd(k, cmds.invs));
+    Object.assign(cmds, armSmmuCmdqBatchInitCmd(k, cmd, cmds.invs));
   }
   if (cmds.cmds.length === smmu.batchEntries) {
     // P24: force a sync for ATS-bearing batches so the timeout is caught here
@@ -94,7 +120,7 @@ function* armSmmuCmdqBatchAddCmd(k: Kernel, cmds: ArmSmmuCmdqBatch, cmd: Cmd): P
       cmds,
       k.v.patch(24) && !k.v.bug('async-batch-flush') ? cmds.hasAts : false,
     );
-    Object.assign(cmds, armSmmuCmdqBatchInitCmd(k, cmds.invs));
+    Object.assign(cmds, armSmmuCmdqBatchInitCmd(k, cmd, cmds.invs));
   }
   if (cmd.op === 'ATC_INV') cmds.hasAts = true;
   cmds.cmds.push(cmd);
@@ -107,7 +133,7 @@ function* armSmmuCmdqBatchSubmit(k: Kernel, cmds: ArmSmmuCmdqBatch): Proc<number
 
 /** arm_smmu_cmdq_issue_cmd_with_sync() */
 function* armSmmuCmdqIssueCmdWithSync(k: Kernel, cmd: Cmd): Proc<number> {
-  return yield* armSmmuCmdqIssueCmdlist(k, k.smmu.cmdq, [cmd], true);
+  return yield* armSmmuCmdqIssueCmdlist(k, armSmmuGetCmdq(k, cmd), [cmd], true);
 }
 
 /** arm_smmu_invs_find_ats_master() (P24) */
@@ -124,7 +150,7 @@ function armSmmuInvsFindAtsMaster(k: Kernel, invs: ArmSmmuInvs, sid: number): Ar
 
 /** arm_smmu_master_disable_ats() (P24): called with master->ats_broken_lock held. */
 function* armSmmuMasterDisableAts(k: Kernel, master: ArmSmmuMaster): Proc {
-  const cmds = armSmmuCmdqBatchInitCmd(k, null);
+  const cmds = armSmmuCmdqBatchInitCmd(k, CFGI_STE_CMD, null);
   for (const cur of master.atsInvs.inv) {
     const ste = k.smmu.hw.ste.get(cur.id)!;
     ste.eats = false; // EATS is safe to update in place
@@ -175,7 +201,8 @@ function* armSmmuCmdqBatchRetry(k: Kernel, invs: ArmSmmuInvs, cmds: ArmSmmuCmdqB
 export function* armSmmuAtcInvMaster(k: Kernel, master: ArmSmmuMaster): Proc<number> {
   // P18: do not issue ATC_INV that will definitely time out
   if (k.v.patch(18) && !k.v.bug('atc-inv-to-broken') && master.atsBroken) return 0;
-  const cmds = armSmmuCmdqBatchInitCmd(k, k.v.patch(22) ? master.atsInvs : null);
+  // cmd = arm_smmu_make_cmd_atc_inv_all(0, IOMMU_NO_PASID)
+  const cmds = armSmmuCmdqBatchInitCmd(k, ATC_INV_ALL_CMD, k.v.patch(22) ? master.atsInvs : null);
   for (const inv of master.atsInvs.inv) {
     yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'ATC_INV', sid: inv.id, iova: 0, all: true });
   }
@@ -184,7 +211,8 @@ export function* armSmmuAtcInvMaster(k: Kernel, master: ArmSmmuMaster): Proc<num
 
 /** __arm_smmu_domain_inv_range() */
 function* __armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, invs: ArmSmmuInvs, iova: number): Proc {
-  const cmds = armSmmuCmdqBatchInitCmd(k, invs);
+  // The batch starts on the queue of the domain's TLB invalidation command.
+  const cmds = armSmmuCmdqBatchInitCmd(k, TLBI_CMD, invs);
   for (const cur of invs.inv) {
     switch (cur.type) {
       case 'S2_VMID':

@@ -1,6 +1,7 @@
 /**
  * drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c — the command queue: issue, poll, CMDQ_ERR
- * skipping, the GERROR handler and the per-cmdq cmdq_err_handler.
+ * skipping, the GERROR handler and the per-cmdq cmdq_err_handler. Every function here takes the
+ * queue it works on: smmu->cmdq, or a tegra241 VCMDQ (smmuv3/tegra241-cmdqv.ts).
  */
 import type { Cmd } from '../hw/cmd.ts';
 import {
@@ -37,6 +38,11 @@ import {
 export const ARM_SMMU_POLL_TIMEOUT_US = 1_000_000;
 
 const INT_MIN = -0x80000000;
+
+/** arm_smmu_cmdq_supports_cmd() (arm-smmu-v3.h): a queue without a filter takes every command. */
+export function armSmmuCmdqSupportsCmd(cmdq: ArmSmmuCmdq, cmd: Cmd): boolean {
+  return cmdq.supportsCmd === null || cmdq.supportsCmd(cmd);
+}
 
 function* armSmmuCmdqSharedLock(k: Kernel, cmdq: ArmSmmuCmdq): Proc {
   // atomic_fetch_inc_relaxed() >= 0, else wait for the exclusive holder to leave.
@@ -135,7 +141,7 @@ export function* armSmmuCmdqIssueCmdlist(
     if (old.prod === llq.prod && old.cons === llq.cons) {
       cmdq.llq.prod = head.prod;
       cmdq.llq.cons = head.cons;
-      yield `reserve ${n + s} slots at ${hex(llq.prod & ~CMDQ_PROD_OWNED_FLAG)}`;
+      yield `reserve ${n + s} slots at ${hex(llq.prod & ~CMDQ_PROD_OWNED_FLAG)}${cmdq.where}`;
       break;
     }
     llq.prod = old.prod;
@@ -181,7 +187,7 @@ export function* armSmmuCmdqIssueCmdlist(
     };
     yield* spinUntil(m, validUpTo, -1, 'gathered slots valid');
     cmdq.hw.prod = prod;
-    yield `write PROD ${hex(prod)}`;
+    yield `write PROD ${hex(prod)}${cmdq.where}`;
     cmdq.ownerProd = prod;
     yield 'hand over ownership';
   }
@@ -213,7 +219,11 @@ export function* armSmmuCmdqIssueCmdlist(
         `arm-smmu-v3: CMD_SYNC timeout at ${hex(syncProd)} [hwprod ${hex(cmdq.hw.prod)}, hwcons ${hex(cmdq.hw.cons)}]`,
       );
     }
-    k.ev.emit({ kind: 'syncReturn', prod: syncProd, ret });
+    k.ev.emit(
+      cmdq.where === ''
+        ? { kind: 'syncReturn', prod: syncProd, ret }
+        : { kind: 'syncReturn', prod: syncProd, ret, cmdq: cmdq.hw.name },
+    );
     yield 'test ATC-timeout bit';
 
     if (!armSmmuCmdqSharedTryunlock(cmdq)) {
