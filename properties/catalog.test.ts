@@ -1,11 +1,14 @@
 /**
  * Bounded catalog run with fixed seeds: every row listed as detectable must be found by the
- * generic differential search (fails under v4+flag, passes under v4) and shrink. The rows not
+ * generic differential search (fails under v4+flag, passes under v4) and shrink to at most one
+ * operation more than its witness. The rows not
  * yet detectable are listed, not hidden: moving one into DETECTABLE is how progress shows.
  */
 import { describe, expect, test } from 'vitest';
 import { FLAGS } from '../impl/variants.ts';
 import { detect } from './catalog.ts';
+import { scenarioSize } from './scenario.ts';
+import { WITNESSES } from './witnesses/witnesses.ts';
 
 const DETECTABLE = [
   'done-ignores-result',
@@ -31,11 +34,12 @@ const DETECTABLE = [
  * wrap of the ring onto the same slot. Since 1 topology in 4 has CPU stalls (which shifted every
  * seed's scenarios), seeds 1-10 find it at 6931, 5344, 1569, 7561, 7858, 1680, -, -, 1781, 2299
  * runs (before: 7 of 10 within 4000, seed 3 at 7772). atc-inv-to-broken, likewise: 196, 7435, 777,
- * 1801, -, 1071, 74, 2630, 527, 26 (- : not within 12,000; before: all 10 within 3015).
+ * 1801, -, 1071, 74, 2630, 527, 26 (- : not within 12,000; before: all 10 within 3015). With the
+ * gerror operation in the generator (every seed shifted again), seed 3 needs 10,470 (uniform).
  */
 const RUNS: Partial<Record<(typeof DETECTABLE)[number], number>> = {
   'stale-atc-timeout-bit': 16000,
-  'atc-inv-to-broken': 8000,
+  'atc-inv-to-broken': 12000,
 };
 
 /**
@@ -70,12 +74,15 @@ describe('catalog detection', () => {
   test.each(DETECTABLE)('%s is found with seeds 1-3 and shrinks', (flag) => {
     const first = STRATEGY[flag] ?? 'uniform';
     const second = first === 'uniform' ? 'pct' : 'uniform';
+    const w = WITNESSES.find((x) => x.flag === flag);
+    const bound = w === undefined ? 8 : scenarioSize(w.scenario).ops + 1;
     for (const seed of [1, 2, 3]) {
       const runs = RUNS[flag] ?? 4000;
       let d = detect(flag, seed, { runs, strategy: first });
       if (!d.detected) d = detect(flag, seed, { runs, strategy: second });
       expect(d.detected, `seed ${seed}`).toBe(true);
-      expect(d.shrunk!.ops).toBeLessThanOrEqual(8);
+      // The shrink (fast-check's, then the reducer's) ends near the witness.
+      expect(d.shrunk!.ops, `seed ${seed}: ${JSON.stringify(d.scenario)}`).toBeLessThanOrEqual(bound);
     }
   });
 });

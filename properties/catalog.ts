@@ -1,12 +1,13 @@
 /**
  * Catalog detection: for a flag, search random scenarios (the generic arbitraries, nothing
  * per row) for one that violates some property under `v4+flag` and none under `v4`, then shrink
- * keeping both. Differential, because v4 as posted has findings of its own: a scenario that
+ * (fast-check, then the reducer: reduce.ts) keeping both. Differential, because v4 as posted has findings of its own: a scenario that
  * fails on v4 too shows v4's bug, not the flag's.
  */
 import fc from 'fast-check';
 import { FLAGS, Variant } from '../impl/variants.ts';
 import type { Coverage } from './coverage.ts';
+import { reduce } from './reduce.ts';
 import { runScenario } from './runner.ts';
 import { pctScenarioArb, type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
 
@@ -30,6 +31,8 @@ export interface DetectOptions {
   readonly strategy?: 'uniform' | 'pct';
   readonly timeMs?: number;
   readonly shrinkTimeMs?: number;
+  /** Predicate calls the post-shrink reducer may make (reduce.ts; default its own default). */
+  readonly reduceRuns?: number;
   readonly baseline?: Variant;
   /** Records the search's runs under `v4+flag` (not the baseline's, not the shrink's) here. */
   readonly coverage?: Coverage;
@@ -99,7 +102,13 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
       markInterruptAsFailure: false,
     },
   );
-  let scenario = shrink.counterexample?.[0] ?? search.counterexample[0];
+  // fast-check shrinks the rounds only with the topology they were drawn for: reduce further,
+  // keeping the differential (the same property under the flag, nothing under v4).
+  let scenario = reduce(shrink.counterexample?.[0] ?? search.counterexample[0], keeps, {
+    maxRuns: opts.reduceRuns,
+    until: t1 + (opts.shrinkTimeMs ?? 30_000),
+    normalizeChoices: (s) => runScenario(s, flagged).normalizedChoices,
+  }).scenario;
   if (!scenario.pct) {
     const trimmed: Scenario = { ...scenario, choices: runScenario(scenario, flagged).normalizedChoices };
     if (keeps(trimmed)) scenario = trimmed;

@@ -1,6 +1,7 @@
 /** Same scenario and choices ⇒ the same run, bit for bit; same seed ⇒ the same search. */
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
+import { ArrayChoices } from '../impl/sim/machine.ts';
 import { Variant } from '../impl/variants.ts';
 import { fuzz } from './fuzz.ts';
 import { runScenario } from './runner.ts';
@@ -38,11 +39,44 @@ describe('determinism', () => {
     expect(one.violation).not.toBeNull();
   });
 
-  test.prop([scenarioArb], { numRuns: 40 })('the normalized choice stream replays the same run', (s) => {
+  test.prop([scenarioArb, variants], { numRuns: 60 })(
+    'the normalized choice stream (tail of default picks dropped) replays the same run, trace and log included',
+    (s, name) => {
+      const v = Variant.parse(name);
+      const a = runScenario(s, v, { trace: true });
+      const b = runScenario({ ...s, choices: a.normalizedChoices }, v, { trace: true });
+      expect(a.normalizedChoices.length).toBeLessThanOrEqual(a.choicesUsed);
+      expect(b.steps).toBe(a.steps);
+      expect(b.violations).toEqual(a.violations);
+      expect(b.log).toEqual(a.log);
+      expect(b.trace).toEqual(a.trace);
+      expect(b.events).toEqual(a.events);
+      // Already minimal: nothing more to take away.
+      expect(b.normalizedChoices).toEqual(a.normalizedChoices);
+    },
+  );
+
+  test('a choice equal to the default pick is dropped from the tail, and only from the tail', () => {
+    const c = new ArrayChoices([5, 2, 1, 3]);
+    expect(c.next(3, 1)).toBe(2);
+    expect(c.next(2, 0)).toBe(0);
+    expect(c.next(4, 3)).toBe(1);
+    expect(c.next(3, 0)).toBe(0);
+    expect(c.normalized).toEqual([2, 0, 1, 0]);
+    expect(c.significant).toBe(3);
+    // Without the default's pick, a choice is taken to matter.
+    const d = new ArrayChoices([0]);
+    d.next(2);
+    expect(d.significant).toBe(1);
+  });
+
+  test('random streams often end in default picks, which the normalized stream drops', () => {
     const v = Variant.parse('v4');
-    const a = runScenario(s, v);
-    const b = runScenario({ ...s, choices: a.normalizedChoices }, v);
-    expect(b.steps).toBe(a.steps);
-    expect(b.violations).toEqual(a.violations);
+    const runs = fc
+      .sample(scenarioArb, { seed: 42, numRuns: 100 })
+      .map((s) => runScenario(s, v))
+      .filter((r) => r.choicesUsed > 0);
+    const trimmed = runs.filter((r) => r.normalizedChoices.length < r.choicesUsed);
+    expect(trimmed.length).toBeGreaterThan(runs.length / 10);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The fuzz engine: random scenarios until the first violation or the budget, then a shrink
- * that keeps the same property violated, then a minimal choice stream.
+ * that keeps the same property violated (fast-check's, then the reducer's: reduce.ts), then a
+ * minimal choice stream.
  *
  * This is the sequential reference: `npm run fuzz` runs the same search in blocks on worker
  * threads (properties/engine/), and its outcome for a seed and a `--runs` budget is the one
@@ -10,6 +11,7 @@ import fc from 'fast-check';
 import type { Variant } from '../impl/variants.ts';
 import { Coverage, type CoverageJson } from './coverage.ts';
 import { isSafety } from './invariants.ts';
+import { reduce, type ReduceOptions } from './reduce.ts';
 import { type RunResult, runScenario } from './runner.ts';
 import { type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
 
@@ -64,6 +66,22 @@ class StopSearch extends Error {}
 
 export const violates = (r: RunResult, property: string): boolean =>
   r.violations.some((v) => v.property === property);
+
+/**
+ * What the post-shrink reducer (reduce.ts) keeps: `property` still violated under `v`; and its
+ * options: the choice stream normalised under `v`, a `until` deadline (performance.now() ms).
+ * fuzz() and the engine's shrink job (engine/jobs.ts) both reduce with these, so they agree.
+ */
+export function reduceSpec(
+  v: Variant,
+  property: string,
+  until: number,
+): { keeps: (s: Scenario) => boolean; opts: ReduceOptions } {
+  return {
+    keeps: (s) => violates(runScenario(s, v), property),
+    opts: { until, normalizeChoices: (s) => runScenario(s, v).normalizedChoices },
+  };
+}
 
 /**
  * The last step of a shrink: keep only the choices that were consumed, reduced to their smallest
@@ -140,7 +158,11 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
       markInterruptAsFailure: false,
     },
   );
-  const { scenario, message } = finishShrink(shrink.counterexample?.[0] ?? first, v, property);
+  // fast-check shrinks the rounds only with the topology they were drawn for: reduce further.
+  const r = reduceSpec(v, property, t1 + (opts.shrinkTimeMs ?? 60_000));
+  const reduced = reduce(shrink.counterexample?.[0] ?? first, r.keeps, r.opts);
+  shrinkRuns += reduced.runs;
+  const { scenario, message } = finishShrink(reduced.scenario, v, property);
   return {
     ...base,
     elapsedMs,

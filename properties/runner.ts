@@ -22,7 +22,11 @@ export interface RunResult {
   readonly roundsDone: number;
   /** Choices actually consumed; the rest of the stream did not matter. */
   readonly choicesUsed: number;
-  /** The consumed choices reduced modulo their alternatives: an equivalent, smaller stream. */
+  /**
+   * The consumed choices reduced modulo their alternatives, without the longest tail of choices
+   * that each picked what the fair default would have picked: an equivalent, smaller stream
+   * (replayed, the same run step for step).
+   */
   readonly normalizedChoices: readonly number[];
   readonly log: readonly LogLine[];
   readonly trace: readonly TraceStep[];
@@ -106,7 +110,7 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
     steps: sys.m.stepCount,
     roundsDone,
     choicesUsed: choices.used,
-    normalizedChoices: choices.normalized,
+    normalizedChoices: choices.normalized.slice(0, choices.significant),
     log: sys.m.log,
     trace: sys.m.trace,
     roundStarts,

@@ -106,8 +106,13 @@ export interface TraceStep {
 
 /** A source of scheduling decisions: the fuzzer's choices, then a fair default. */
 export interface ChoiceSource {
-  /** Pick among `n` (> 1) alternatives, or return -1 to let the default policy decide. */
-  next(n: number): number;
+  /**
+   * Pick among `n` (> 1) alternatives, or return -1 to let the default policy decide. `dflt`, when
+   * given, is the alternative the default policy would take here (the fair default's pick for a
+   * scheduling decision, 0 for hardware nondeterminism): a source may note that a choice equal to
+   * it changed nothing (see {@link ArrayChoices.significant}).
+   */
+  next(n: number, dflt?: number): number;
   /**
    * Optional: true when every later next() returns -1 and changes nothing. The scheduler then
    * need not count the alternatives, only find the one the fair default takes.
@@ -127,12 +132,21 @@ export class ArrayChoices implements ChoiceSource {
   used = 0;
   /** The consumed choices, each reduced to the smallest value that picks the same action. */
   readonly normalized: number[] = [];
+  /**
+   * How many of the consumed choices matter: every consumed choice after the first `significant`
+   * picked what the default policy picks at that point. The machine's state evolves the same
+   * whether a pick came from a choice or from the default (a step is a step: `lastRun`, the stall
+   * budget and the rest are updated by performing it, not by how it was chosen), so the stream
+   * cut after `significant` choices replays the same run (determinism.test.ts checks it).
+   */
+  significant = 0;
   constructor(private readonly choices: readonly number[]) {}
-  next(n: number): number {
+  next(n: number, dflt?: number): number {
     if (this.i >= this.choices.length) return -1;
     this.used = ++this.i;
     const c = this.choices[this.i - 1]! % n;
     this.normalized.push(c);
+    if (c !== dflt) this.significant = this.i;
     return c;
   }
   exhausted(): boolean {
@@ -320,7 +334,7 @@ export class Machine {
   /** Choice for hardware nondeterminism, drawn from the same stream; 0 when it runs out. */
   choose(n: number): number {
     if (n <= 1) return 0;
-    const c = this.choices.next(n);
+    const c = this.choices.next(n, 0);
     return Math.max(0, c);
   }
 
@@ -577,13 +591,16 @@ export class Machine {
       }
       // Something can run, so the round goes on (with no thread or interrupt enabled, time is,
       // and only while some timer is armed).
+      // A choice from a stream is told the default's pick, so that the stream can tell which of
+      // its choices changed something (ArrayChoices.significant); lazy, it is never asked.
+      let dflt = -1;
       const choice =
         n === 1
           ? 0
           : this.choices.nextAmong
             ? this.choices.nextAmong(this.actorNames(n))
-            : this.choices.next(n);
-      const pick = choice < 0 ? this.defaultPick() : choice;
+            : this.choices.next(n, (dflt = this.defaultPick()));
+      const pick = choice >= 0 ? choice : dflt >= 0 ? dflt : this.defaultPick();
       if (Machine.pickHook !== null) this.reportPick(pick, lazy ? -1 : n, n === 1 ? null : choice);
       this.perform(pick);
       if (this.stepCount - this.roundStartStep > maxStepsPerRound) {

@@ -472,7 +472,6 @@ export class Engine {
       index: c.found.ordinal,
       property: c.found.property,
       shrinkTimeMs: this.spec.shrinkTimeMs,
-      dropOps: this.spec.keepGoing,
     };
     this.launch(
       job,

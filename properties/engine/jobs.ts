@@ -4,7 +4,7 @@
  * - a search block: the scenarios at positions start..start+size-1 of a shard's stream, each run
  *   once; every violating run is reported as it is found (so a crash loses nothing found);
  * - a shrink: the scenario at one position, shrunk keeping the same property violated, exactly
- *   as {@link fuzz} does it.
+ *   as {@link fuzz} does it: fast-check's shrink, then the reducer (reduce.ts), then the choices.
  *
  * Both are async so that the in-process path (`--workers 1`) lets signals and timers in every
  * {@link YIELD_MS}; in a worker thread they never wait on anything but microtasks.
@@ -12,8 +12,9 @@
 import fc from 'fast-check';
 import { Variant } from '../../impl/variants.ts';
 import { Coverage, type CoverageJson } from '../coverage.ts';
-import { finishShrink, violates } from '../fuzz.ts';
+import { finishShrink, reduceSpec, violates } from '../fuzz.ts';
 import { isSafety } from '../invariants.ts';
+import { reduceAsync } from '../reduce.ts';
 import { runScenario } from '../runner.ts';
 import { arbFor, type Scenario, type Strategy } from '../scenario.ts';
 
@@ -42,12 +43,6 @@ export interface ShrinkJob {
   readonly index: number;
   readonly property: string;
   readonly shrinkTimeMs: number;
-  /**
-   * After fast-check's shrink, also delete operations one at a time while the property stays
-   * violated (see {@link dropOps}): keep-going mode, where shapes are compared. Off when stopping
-   * at the first, so that the result stays the one {@link fuzz} gives.
-   */
-  readonly dropOps: boolean;
 }
 
 export type Job = SearchJob | ShrinkJob;
@@ -263,11 +258,23 @@ async function runShrink(job: ShrinkJob, ctl: Control, opts: RunOptions): Promis
       },
     );
     candidate = shrink.counterexample?.[0] ?? original;
-    if (job.dropOps) {
-      const dropped = await dropOps(candidate, v, job.property, ctl, opts, t0 + job.shrinkTimeMs);
-      shrinkRuns += dropped.runs;
-      candidate = dropped.scenario;
-    }
+    // The same reduction as fuzz(), with the same deadline (from the start of the shrink), and
+    // the event loop let in as often as during the shrink.
+    const r = reduceSpec(v, job.property, t0 + job.shrinkTimeMs);
+    const reduced = await reduceAsync(
+      candidate,
+      r.keeps,
+      { ...r.opts, stop: () => ctl.interrupted() },
+      async () => {
+        if (Date.now() - lastYield >= opts.yieldMs) {
+          await yieldToLoop();
+          lastYield = Date.now();
+        }
+      },
+    );
+    if (!reduced.complete && ctl.interrupted()) complete = false;
+    shrinkRuns += reduced.runs;
+    candidate = reduced.scenario;
   } else if (reproduced) {
     complete = false;
   }
@@ -284,51 +291,4 @@ async function runShrink(job: ShrinkJob, ctl: Control, opts: RunOptions): Promis
     complete,
     reproduced,
   };
-}
-
-/**
- * Greedy deletion to a fixpoint: removes one operation at a time (a round left empty goes too)
- * while `property` stays violated. fast-check shrinks a scenario's rounds only together with
- * the topology they were drawn for, which often leaves operations that play no part; this pass
- * removes them so that the same bug found twice has the same shape. Deterministic; stops at the
- * time limit (`until`, performance.now() ms) or an interrupt.
- */
-export async function dropOps(
-  s: Scenario,
-  v: Variant,
-  property: string,
-  ctl: Control,
-  opts: RunOptions,
-  until: number,
-): Promise<{ scenario: Scenario; runs: number }> {
-  let cur = s;
-  let runs = 0;
-  let lastYield = Date.now();
-  let changed = true;
-  while (changed) {
-    changed = false;
-    outer: for (let r = 0; r < cur.rounds.length; r++) {
-      for (let i = 0; i < cur.rounds[r]!.length; i++) {
-        if (ctl.interrupted() || performance.now() >= until) return { scenario: cur, runs };
-        if (Date.now() - lastYield >= opts.yieldMs) {
-          await yieldToLoop();
-          lastYield = Date.now();
-        }
-        const round = cur.rounds[r]!.filter((_, j) => j !== i);
-        const rounds =
-          round.length === 0
-            ? cur.rounds.filter((_, k) => k !== r)
-            : cur.rounds.map((x, k) => (k === r ? round : x));
-        if (rounds.length === 0) continue;
-        const cand: Scenario = { ...cur, rounds };
-        runs++;
-        if (violates(runScenario(cand, v), property)) {
-          cur = cand;
-          changed = true;
-          break outer;
-        }
-      }
-    }
-  }
-  return { scenario: cur, runs };
 }
