@@ -6,9 +6,9 @@
  */
 import { describe, expect, test } from 'vitest';
 import { FLAGS } from '../impl/variants.ts';
-import { detect } from './catalog.ts';
+import { detect, LIMIT_OPTIONS } from './catalog.ts';
 import { scenarioSize } from './scenario.ts';
-import { WITNESSES } from './witnesses/witnesses.ts';
+import { LIMITS, WITNESSES } from './witnesses/witnesses.ts';
 
 const DETECTABLE = [
   'done-ignores-result',
@@ -83,6 +83,18 @@ describe('catalog detection', () => {
       expect(d.detected, `seed ${seed}`).toBe(true);
       // The shrink (fast-check's, then the reducer's) ends near the witness.
       expect(d.shrunk!.ops, `seed ${seed}: ${JSON.stringify(d.scenario)}`).toBeLessThanOrEqual(bound);
+    }
+  });
+
+  // Known limits are v4's own: found with their option on, and the scenario passes without it.
+  test.each(Object.keys(LIMIT_OPTIONS))('known limit %s is found with its option on, seeds 1-3', (id) => {
+    const l = LIMITS.find((x) => x.id === id)!;
+    expect(l.scenario).not.toBeNull();
+    const bound = scenarioSize(l.scenario!).ops + 1;
+    for (const seed of [1, 2, 3]) {
+      const d = detect(id, seed, { runs: 2000 });
+      expect(d.detected, `seed ${seed}`).toBe(true);
+      expect(d.shrunk!.ops).toBeLessThanOrEqual(bound);
     }
   });
 });

@@ -1,15 +1,50 @@
 /**
  * Catalog detection: for a flag, search random scenarios (the generic arbitraries, nothing
  * per row) for one that violates some property under `v4+flag` and none under `v4`, then shrink
- * (fast-check, then the reducer: reduce.ts) keeping both. Differential, because v4 as posted has findings of its own: a scenario that
- * fails on v4 too shows v4's bug, not the flag's.
+ * (fast-check, then the reducer: reduce.ts) keeping both. Differential, because v4 as posted has
+ * findings of its own: a scenario that fails on v4 too shows v4's bug, not the flag's.
+ *
+ * A known-limit row is v4's own: its option (LIMIT_OPTIONS) turns on, in a generated scenario,
+ * the condition the limit needs; the row is found by a scenario that fails under v4 with the
+ * option and passes under v4 without it.
  */
 import fc from 'fast-check';
 import { FLAGS, Variant } from '../impl/variants.ts';
 import type { Coverage } from './coverage.ts';
 import { reduce } from './reduce.ts';
 import { runScenario } from './runner.ts';
-import { pctScenarioArb, type Scenario, scenarioArb, scenarioSize } from './scenario.ts';
+import { pctScenarioArb, type Scenario, scenarioArb, scenarioSize, UNRESETTABLE } from './scenario.ts';
+
+/**
+ * The option that enables each modelled known limit in a generated scenario (the default search
+ * never produces these conditions).
+ */
+export const LIMIT_OPTIONS: Readonly<Record<string, (s: Scenario) => Scenario>> = {
+  // An SMMU whose ATC invalidation completion timeout (2 s) exceeds the 1 s CMD_SYNC poll.
+  'completion-timeout-exceeds-poll': (s) => ({ ...s, topology: { ...s.topology, atcTimeoutUs: 2_000_000 } }),
+  // Functions no method can reset: no quirk, no FLR, no bus reset, an ACPI _RST that fails.
+  'enotty-keeps-blocked': (s) => ({
+    ...s,
+    topology: {
+      ...s.topology,
+      devices: s.topology.devices.map(({ quirk: _q, busReset: _b, ...d }) => ({ ...d, ...UNRESETTABLE })),
+    },
+  }),
+  // The SMMU enters Service Failure Mode at the start.
+  'sfm-kills-smmu': (s) => ({ ...s, rounds: [[{ kind: 'gerror', cause: 'sfm', delayUs: 0 }], ...s.rounds] }),
+};
+
+/** What a row searches: the variant a scenario runs under, and how the row's condition is enabled. */
+interface Row {
+  readonly variant: Variant;
+  readonly enable: (s: Scenario) => Scenario;
+}
+
+function rowOf(id: string): Row {
+  const option = LIMIT_OPTIONS[id];
+  if (option !== undefined) return { variant: Variant.parse('v4'), enable: option };
+  return { variant: Variant.parse(`v4+${id}`), enable: (s) => s };
+}
 
 export interface Detection {
   readonly flag: string;
@@ -38,14 +73,17 @@ export interface DetectOptions {
   readonly coverage?: Coverage;
 }
 
-/** The most severe property violated under `flagged` and not under `baseline`, or null. */
+/**
+ * The most severe property violated by the row (its variant, its condition enabled) when the
+ * scenario itself passes outright under `baseline`, or null.
+ */
 function differential(
   s: Scenario,
-  flagged: Variant,
+  row: Row,
   baseline: Variant,
   coverage?: Coverage,
 ): { property: string; message: string } | null {
-  const r = runScenario(s, flagged, { coverage });
+  const r = runScenario(row.enable(s), row.variant, { coverage });
   if (r.violations.length === 0) return null;
   const base = new Set(runScenario(s, baseline).violations.map((v) => v.property));
   // The baseline must pass outright: any baseline violation means the scenario is not the flag's.
@@ -55,7 +93,7 @@ function differential(
 }
 
 export function detect(flag: string, seed: number, opts: DetectOptions): Detection {
-  const flagged = Variant.parse(`v4+${flag}`);
+  const row = rowOf(flag);
   const baseline = opts.baseline ?? Variant.parse('v4');
   const arb = opts.strategy === 'pct' ? pctScenarioArb : scenarioArb;
   const t0 = performance.now();
@@ -64,7 +102,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     fc.property(arb, (s) => {
       if (opts.coverage) opts.coverage.stamp = runs;
       runs++;
-      return differential(s, flagged, baseline, opts.coverage) === null;
+      return differential(s, row, baseline, opts.coverage) === null;
     }),
     {
       seed,
@@ -89,8 +127,8 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
       shrunk: null,
     };
   }
-  const property = differential(search.counterexample[0], flagged, baseline)!.property;
-  const keeps = (s: Scenario) => differential(s, flagged, baseline)?.property === property;
+  const property = differential(search.counterexample[0], row, baseline)!.property;
+  const keeps = (s: Scenario) => differential(s, row, baseline)?.property === property;
   const t1 = performance.now();
   const shrink = fc.check(
     fc.property(arb, (s) => !keeps(s)),
@@ -107,10 +145,13 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
   let scenario = reduce(shrink.counterexample?.[0] ?? search.counterexample[0], keeps, {
     maxRuns: opts.reduceRuns,
     until: t1 + (opts.shrinkTimeMs ?? 30_000),
-    normalizeChoices: (s) => runScenario(s, flagged).normalizedChoices,
+    normalizeChoices: (s) => runScenario(row.enable(s), row.variant).normalizedChoices,
   }).scenario;
   if (!scenario.pct) {
-    const trimmed: Scenario = { ...scenario, choices: runScenario(scenario, flagged).normalizedChoices };
+    const trimmed: Scenario = {
+      ...scenario,
+      choices: runScenario(row.enable(scenario), row.variant).normalizedChoices,
+    };
     if (keeps(trimmed)) scenario = trimmed;
   }
   return {
@@ -118,13 +159,17 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     seed,
     detected: true,
     property,
-    message: differential(scenario, flagged, baseline)!.message,
+    message: differential(scenario, row, baseline)!.message,
     runs,
     msToDetect,
     shrinkMs: performance.now() - t1,
-    scenario,
-    shrunk: scenarioSize(scenario),
+    // What fails: for a known limit, the scenario with its condition enabled.
+    scenario: row.enable(scenario),
+    shrunk: scenarioSize(row.enable(scenario)),
   };
 }
 
 export const catalogFlags = (): string[] => FLAGS.map((f) => f.id);
+
+/** Every row the catalog searches: the flags, then the known limits that are modelled. */
+export const catalogRows = (): string[] => [...catalogFlags(), ...Object.keys(LIMIT_OPTIONS)];

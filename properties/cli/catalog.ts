@@ -3,16 +3,16 @@
  *                  [--flag ID ...]
  *
  * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
- * with the generic scenario arbitraries, each until the first such scenario or the budget;
+ * with the generic scenario arbitraries (for each modelled known limit: fails under v4 with the
+ * limit's option on, passes without; --flag also takes a limit's id), each until the first such scenario or the budget;
  * shrink; report detection, the property that fired, runs and milliseconds to detect (median,
  * max), shrink time and the shrunk size beside the witness's size; and the protocol coverage
  * (properties/coverage.ts) of the searches under v4+flag, per row and over all rows.
  */
-import { FLAGS } from '../../impl/variants.ts';
-import { type Detection, detect } from '../catalog.ts';
+import { catalogRows, type Detection, detect } from '../catalog.ts';
 import { Coverage, fmtCoverageLine } from '../coverage.ts';
 import { scenarioSize } from '../scenario.ts';
-import { WITNESSES } from '../witnesses/witnesses.ts';
+import { LIMITS, WITNESSES } from '../witnesses/witnesses.ts';
 import { exitUsage, parseCli } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
@@ -46,8 +46,9 @@ function main(): number {
   const strategy = values.strategy ?? 'both';
   if (!['uniform', 'pct', 'both'].includes(strategy))
     fail(`unknown --strategy '${strategy}' (known: uniform, pct, both)`);
-  const ids = values.flag ?? FLAGS.map((f) => f.id);
-  for (const id of ids) if (!FLAGS.some((f) => f.id === id)) fail(`unknown flag '${id}'`);
+  const rows = catalogRows();
+  const ids = values.flag ?? rows;
+  for (const id of ids) if (!rows.includes(id)) fail(`unknown row '${id}' (known: ${rows.join(', ')})`);
 
   const all = new Coverage();
   const entries = ids.map((id) => {
@@ -67,8 +68,8 @@ function main(): number {
     const ds = Array.from({ length: seeds }, (_, i) => one(i + 1));
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
-    const w = WITNESSES.find((x) => x.flag === id);
-    const ws = w ? scenarioSize(w.scenario) : null;
+    const w = WITNESSES.find((x) => x.flag === id)?.scenario ?? LIMITS.find((x) => x.id === id)?.scenario;
+    const ws = w ? scenarioSize(w) : null;
     all.merge(coverage);
     const cov = coverage.report();
     return {
