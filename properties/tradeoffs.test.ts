@@ -7,6 +7,7 @@ import type { SimEvent } from '../impl/events.ts';
 import { BLOCKED_BROKEN, BLOCKED_NO, BLOCKED_RESETTING } from '../impl/kernel.ts';
 import { Variant } from '../impl/variants.ts';
 import { scenarioArb, type Scenario } from './scenario.ts';
+import { oneDevice } from './witnesses/witnesses.ts';
 import {
   DESIGNS,
   measureScenario,
@@ -107,18 +108,13 @@ describe('tallyEvents', () => {
 
 /** Two ATS devices on domain 0; device 0 hangs; an unmap invalidates both ATCs in one batch. */
 const coBatched: Scenario = {
-  topology: {
-    cpus: 1,
+  topology: oneDevice({
     devices: [
       { ats: true, sids: 1 },
       { ats: true, sids: 1 },
     ],
-    gerrorIrqCpu: 0,
-    queueShift: 3,
     batchEntries: 4,
-    atcTimeoutUs: 50_000,
-    iovas: 1,
-  },
+  }),
   rounds: [
     [{ kind: 'hang', dev: 0 }],
     [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],

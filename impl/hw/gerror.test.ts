@@ -15,16 +15,9 @@ import {
   GERROR_SFM_ERR,
   type GerrorCause,
 } from './smmu.ts';
+import { oneDevice } from '../../properties/witnesses/witnesses.ts';
 
-const topo: Topology = {
-  cpus: 1,
-  devices: [{ ats: true, sids: 1 }],
-  gerrorIrqCpu: 0,
-  queueShift: 3,
-  batchEntries: 3,
-  atcTimeoutUs: 50_000,
-  iovas: 1,
-};
+const topo: Topology = oneDevice();
 
 const LOG: Record<GerrorCause, string> = {
   'evtq-abort': 'EVTQ write aborted -- events may have been lost',

@@ -212,15 +212,7 @@ export const WITNESSES: readonly Witness[] = [
       "the master is freed while the unmap's timed-out ATC_INV is retried through inv->master",
     origin: 'found, then reduced by hand',
     scenario: {
-      topology: {
-        cpus: 2,
-        devices: [{ ats: true, sids: 1 }],
-        gerrorIrqCpu: 1,
-        queueShift: 2,
-        batchEntries: 3,
-        atcTimeoutUs: 50_000,
-        iovas: 1,
-      },
+      topology: oneDevice({ cpus: 2, gerrorIrqCpu: 1, queueShift: 2 }),
       rounds: [
         [{ kind: 'hang', dev: 0 }],
         [
