@@ -114,6 +114,8 @@ export function fuzz(opts: FuzzOptions): FuzzResult {
   const cov = opts.coverage ? new Coverage() : undefined;
   const search = fc.check(
     fc.property(arb, (s) => {
+      // The grace window after a conformance violation ends after exactly stopAt(first) runs.
+      if (firstConformance >= 0 && runs >= stopAt(firstConformance)) throw new StopSearch();
       const index = runs++;
       if (cov) cov.stamp = index;
       const r = runScenario(s, v, { coverage: cov });

@@ -125,6 +125,8 @@ interface BlockState {
   readonly size: number;
   done: number;
   steps: number;
+  /** Per run, steps through it (once the block has ended). */
+  stepsThrough: readonly number[];
   readonly found: Found[];
   status: BlockStatus;
 }
@@ -309,7 +311,7 @@ export class Engine {
   // ---- search ---------------------------------------------------------------------------------
 
   private startSearch(start: number, size: number): void {
-    const b: BlockState = { start, size, done: 0, steps: 0, found: [], status: 'running' };
+    const b: BlockState = { start, size, done: 0, steps: 0, stepsThrough: [], found: [], status: 'running' };
     this.blocks.push(b);
     this.runningSearches++;
     const job: Job = {
@@ -340,6 +342,7 @@ export class Engine {
         if (o.ok && o.result.kind === 'search') {
           b.done = o.result.done;
           b.steps = o.result.steps;
+          b.stepsThrough = o.result.stepsThrough;
           b.status = o.result.end === 'complete' ? 'complete' : o.result.end;
           if (o.result.coverage !== undefined) this.coverage?.merge(o.result.coverage);
         } else {
@@ -389,11 +392,18 @@ export class Engine {
     let stepsBefore = 0;
     let conformance: Candidate | null = null;
     let conformanceIdx = -1;
+    // The grace window after the first conformance violation ends after exactly stopAt runs.
+    const endOfGrace = (b: BlockState, c: Candidate, stopRuns: number) => {
+      const steps = stepsBefore + (b.stepsThrough[stopRuns - runsBefore - 1] ?? b.steps);
+      return { runs: stopRuns, steps, violation: { ...c, runsToDetect: stopRuns }, stopped: true };
+    };
     for (const b of ordered) {
       if (!final && !settled(b)) return null;
       for (const f of [...b.found].sort((x, y) => x.ordinal - y.ordinal)) {
         const runs = runsBefore + (f.ordinal - b.start) + 1;
         const steps = stepsBefore + f.stepsThrough;
+        if (conformance !== null && runs > conformanceStopAt(conformanceIdx))
+          return endOfGrace(b, conformance, conformanceStopAt(conformanceIdx));
         if (f.safety) return { runs, steps, violation: { found: f, runsToDetect: runs }, stopped: true };
         if (conformance === null) {
           conformance = { found: f, runsToDetect: runs };
@@ -402,14 +412,17 @@ export class Engine {
           return { runs, steps, violation: { ...conformance, runsToDetect: runs }, stopped: true };
         }
       }
+      if (conformance !== null && runsBefore + b.done >= conformanceStopAt(conformanceIdx))
+        return endOfGrace(b, conformance, conformanceStopAt(conformanceIdx));
       runsBefore += b.done;
       stepsBefore += b.steps;
     }
     if (!final) return null;
+    const pending = conformance as Candidate | null;
     return {
       runs: runsBefore,
       steps: stepsBefore,
-      violation: conformance === null ? null : { ...conformance, runsToDetect: runsBefore },
+      violation: pending === null ? null : { ...pending, runsToDetect: runsBefore },
       stopped: false,
     };
   }

@@ -69,6 +69,8 @@ export interface SearchResult {
   /** Runs made: positions start..start+done-1. */
   readonly done: number;
   readonly steps: number;
+  /** Simulated steps of the block's runs up to and including each one (a grace window may end mid-block). */
+  readonly stepsThrough: readonly number[];
   readonly found: readonly Found[];
   /** complete: the whole block; safety: ended at a safety violation; stopped: stop index, deadline or interrupt. */
   readonly end: 'complete' | 'safety' | 'stopped';
@@ -164,6 +166,7 @@ async function runSearch(
   const found: Found[] = [];
   let done = 0;
   let steps = 0;
+  const stepsThrough: number[] = [];
   let end: SearchResult['end'] = 'complete';
   let lastYield = Date.now();
   let lastProgress = lastYield;
@@ -189,6 +192,7 @@ async function runSearch(
       const r = runScenario(s, v, { coverage: cov });
       done++;
       steps += r.steps;
+      stepsThrough.push(steps);
       const now = Date.now();
       if (now - lastProgress >= progressMs) {
         lastProgress = now;
@@ -221,7 +225,15 @@ async function runSearch(
     );
   }
   emit({ type: 'progress', done, steps });
-  return { kind: 'search', done, steps, found, end, ...(cov ? { coverage: cov.toJSON() } : {}) };
+  return {
+    kind: 'search',
+    done,
+    steps,
+    stepsThrough,
+    found,
+    end,
+    ...(cov ? { coverage: cov.toJSON() } : {}),
+  };
 }
 
 async function runShrink(job: ShrinkJob, ctl: Control, opts: RunOptions): Promise<ShrinkResult> {
