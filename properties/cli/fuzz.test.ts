@@ -305,6 +305,11 @@ describe('the corpus', () => {
     expect(m2.code).toBe(0);
     expect(m2.out).toMatch(/Verdict: nothing new/);
     expect(m2.out).toContain(`| v4+done-ignores-result | 1/1 | 3 | done | ${s.counts.runs} |`);
+    // The shard's protocol coverage, carried into the merged table.
+    expect(s.coverage).toBeDefined();
+    expect(m2.out).toContain(
+      `Coverage of v4+done-ignores-result over 1 job(s): ${s.coverage!.ops.visited}/${s.coverage!.ops.total} op tuples`,
+    );
   });
 
   test('merge-summaries: bad input is one line and exit 2', () => {

@@ -51,6 +51,30 @@ interface Job {
   readonly s: Summary;
 }
 
+/** Per variant, the union of the shards' protocol coverage (jobs that recorded it). */
+function mergedCoverage(jobs: readonly Job[]): string[] {
+  const byVariant = new Map<
+    string,
+    { ops: Set<string>; tr: Set<string>; opsTotal: number; trTotal: number; n: number }
+  >();
+  for (const { s } of jobs) {
+    if (s.coverage === undefined) continue;
+    const m = byVariant.get(s.variant) ?? { ops: new Set(), tr: new Set(), opsTotal: 0, trTotal: 0, n: 0 };
+    for (const k of Object.keys(s.coverage.ops.first)) m.ops.add(k);
+    for (const k of Object.keys(s.coverage.transitions.first)) m.tr.add(k);
+    m.opsTotal = Math.max(m.opsTotal, s.coverage.ops.total);
+    m.trTotal = Math.max(m.trTotal, s.coverage.transitions.total);
+    m.n++;
+    byVariant.set(s.variant, m);
+  }
+  return [...byVariant.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(
+      ([variant, m]) =>
+        `Coverage of ${variant} over ${m.n} job(s): ${m.ops.size}/${m.opsTotal} op tuples, ${m.tr.size}/${m.trTotal} model transitions.`,
+    );
+}
+
 function mergeTable(
   jobs: readonly Job[],
   corpus: ReturnType<typeof readCorpus>,
@@ -83,6 +107,7 @@ function mergeTable(
   }
   out.push('');
   out.push(`${sorted.length} job(s), ${num(runs)} scenarios in all.`);
+  for (const line of mergedCoverage(sorted)) out.push(line);
 
   // One row per property + shape, over all jobs.
   const rows = new Map<
