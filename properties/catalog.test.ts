@@ -27,38 +27,31 @@ const DETECTABLE = [
   'vf-ats-ignores-pf-quirk',
   'vf-stu-unchecked',
   'atc-bit-cleared-after-publish',
+  'full-queue-stall',
 ] as const;
 
 /**
- * Rows that need a longer search. stale-atc-timeout-bit needs an ATC timeout and then a full
- * wrap of the ring onto the same slot. Since 1 topology in 4 has CPU stalls (which shifted every
- * seed's scenarios), seeds 1-10 find it at 6931, 5344, 1569, 7561, 7858, 1680, -, -, 1781, 2299
- * runs (before: 7 of 10 within 4000, seed 3 at 7772). atc-inv-to-broken, likewise: 196, 7435, 777,
- * 1801, -, 1071, 74, 2630, 527, 26 (- : not within 12,000; before: all 10 within 3015). With the
- * gerror operation in the generator (every seed shifted again), seed 3 needs 10,470 (uniform).
+ * Rows that need a longer search than 4000 runs: none since choice streams are drawn up to their
+ * full length (scenario.ts). With uniform choices, seeds 1-6 (runs to detect, shrunk ops):
+ * stale-atc-timeout-bit 20(3) 41(3) 281(2) 130(2) 566(3) 103(3); atc-inv-to-broken 35(3) 624(4)
+ * 192(3) 166(3) 329(3) 358(3); eats-lost-update 105(4) 1494(4) 1720(3) 1518(3) 914(3) 768(3).
+ * (Before, with streams capped near 10 choices: stale-atc-timeout-bit needed PCT and 16,000 runs,
+ * atc-inv-to-broken 12,000.)
  */
-const RUNS: Partial<Record<(typeof DETECTABLE)[number], number>> = {
-  'stale-atc-timeout-bit': 16000,
-  'atc-inv-to-broken': 12000,
-};
+const RUNS: Partial<Record<(typeof DETECTABLE)[number], number>> = {};
 
 /**
- * Rows found by the PCT strategy, not by uniform choices. atc-bit-cleared-after-publish needs a
- * CPU stall (topology `stalls`) right after the issuer's PROD write, then the GERROR handler ahead
- * of the issuer: PCT finds it on seeds 1-5 within 900 runs; uniform choices on 1 of seeds 1-3
- * within 20,000.
+ * Rows found by the PCT strategy first: none now. atc-bit-cleared-after-publish needs a CPU stall
+ * right after the issuer's PROD write, then the GERROR handler ahead of the issuer; with choice
+ * streams up to their full length, uniform choices find it on seeds 1-6 at 106, 162, 37, 30, 90,
+ * 257 runs (PCT: 619, 554, 1363 on seeds 1-3). full-queue-stall (11 explicit choices in its
+ * witness): uniform, seeds 1-6 at 20, 41, 37, 126, 63, 104 runs, shrunk to 2-3 operations.
  */
-const STRATEGY: Partial<Record<(typeof DETECTABLE)[number], 'uniform' | 'pct'>> = {
-  'atc-bit-cleared-after-publish': 'pct',
-  // With reset methods and arm_smmu_asid_lock (every seed shifted again): PCT finds it on seeds
-  // 1-6 at 9326, 464, 14837, 5164, 3794, 2329 runs; uniform at 65, -, 15734, -, 3024, 261.
-  'stale-atc-timeout-bit': 'pct',
-};
+const STRATEGY: Partial<Record<(typeof DETECTABLE)[number], 'uniform' | 'pct'>> = {};
 
 /** Not yet reached by the generic search within a test budget (issue: find them all). */
 const NOT_YET = [
   'stale-broken-report',
-  'full-queue-stall',
   'ats-reenabled-while-broken',
   'reset-clears-broken-midway',
   'broken-work-uaf',

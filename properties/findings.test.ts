@@ -5,7 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { Variant } from '../impl/variants.ts';
-import { atcTimeoutReportedAsPlainTimeout, fenceLostToAttach, invalidationIntoFlr } from './findings.ts';
+import {
+  atcTimeoutReportedAsPlainTimeout,
+  fenceLostToAttach,
+  invalidationIntoFlr,
+  reenabledAfterFence,
+} from './findings.ts';
 import { fuzz } from './fuzz.ts';
 import { runScenario } from './runner.ts';
 import type { Scenario } from './scenario.ts';
@@ -87,12 +92,31 @@ describe('finding (v4-minimal): a batch fence lost to a concurrent attach', () =
   });
 });
 
+describe('finding (v4-minimal): an attach re-enabling ATS honours the stale ATC of a hung device', () => {
+  const f = corpus('v4-minimal-reenable-honours-stale-atc');
+  const minimal = Variant.parse('v4-minimal');
+
+  test('v4-minimal turns EATS back on for the fenced, hung device, and a stale translation is used', () => {
+    const r = runScenario(f.scenario, minimal);
+    expect(r.violations.map((v) => v.property)).toContain('no-corruption');
+    expect(reenabledAfterFence(r.events)).toBe(true);
+  });
+
+  test('v4 (P18: no ATS for a broken master until a reset) is safe in the same scenario', () => {
+    expect(runScenario(f.scenario, Variant.parse('v4')).violations).toEqual([]);
+  });
+});
+
 describe('v4-minimal: a bounded search finds nothing a recorded finding does not explain', () => {
   test.each([1, 2, 3])('seed %i', (seed) => {
     const minimal = Variant.parse('v4-minimal');
     const r = fuzz({ variant: minimal, seed, runs: 1500 });
     if (r.violation === null) return;
     const run = runScenario(r.violation.scenario, minimal);
-    expect(atcTimeoutReportedAsPlainTimeout(run.events) || fenceLostToAttach(run.violations)).toBe(true);
+    expect(
+      atcTimeoutReportedAsPlainTimeout(run.events) ||
+        fenceLostToAttach(run.violations) ||
+        reenabledAfterFence(run.events),
+    ).toBe(true);
   });
 });

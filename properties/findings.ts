@@ -38,3 +38,17 @@ export function fenceLostToAttach(violations: readonly Violation[]): boolean {
 export function invalidationIntoFlr(events: readonly SimEvent[]): boolean {
   return events.some((e) => e.kind === 'invalidationIntoFlr');
 }
+
+/**
+ * `minimal-reenable-honours-stale-atc` (v4-minimal): the driver fenced a device's ATS after a
+ * timeout, and an STE write later turned EATS back on for it (an attach re-enabling ATS), so
+ * translated requests from an ATC that could not be invalidated were honoured again.
+ */
+export function reenabledAfterFence(events: readonly SimEvent[]): boolean {
+  const fenced = new Set<number>();
+  for (const e of events) {
+    if (e.kind === 'atsFenced') fenced.add(e.dev);
+    if (e.kind === 'eatsEnabled' && fenced.has(e.dev)) return true;
+  }
+  return false;
+}

@@ -14,6 +14,15 @@ import { Observers, propertyRank } from './invariants.ts';
 import { abstraction, checkRound, consts, describeMismatch } from './refinement.ts';
 import type { Scenario } from './scenario.ts';
 
+/** The events a run keeps: what the findings' signatures read (properties/findings.ts). */
+const RECORDED: ReadonlySet<SimEvent['kind']> = new Set([
+  'syncReturn',
+  'syncAtcError',
+  'invalidationIntoFlr',
+  'atsFenced',
+  'eatsEnabled',
+]);
+
 export interface RunResult {
   /** All violations, most severe first. */
   readonly violations: readonly Violation[];
@@ -60,8 +69,7 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
   const obs = checks ? new Observers(sys) : null;
   const events: SimEvent[] = [];
   sys.k.ev.on((e) => {
-    if (e.kind === 'syncReturn' || e.kind === 'syncAtcError' || e.kind === 'invalidationIntoFlr')
-      events.push(e);
+    if (RECORDED.has(e.kind)) events.push(e);
   });
   const c = consts(sys);
   const roundStarts: number[] = [];

@@ -36,7 +36,8 @@ function fuzz(out: string, ...args: string[]) {
 describe('fuzz coverage', () => {
   test('a line of counts, the same in summary.json, whatever the number of workers', () => {
     const one = fuzz('one', '--workers', '1');
-    expect(one.code).toBe(0);
+    // 0, or 1 when the 60 runs meet one of v4's own findings: either way the report is complete.
+    expect([0, 1]).toContain(one.code);
     const line =
       /^coverage: (\d+)\/(\d+) op tuples, (\d+)\/(\d+) model transitions \(--coverage lists the blind spots\)$/m.exec(
         one.out,
