@@ -13,7 +13,7 @@ import { catalogRows, type Detection, detect } from '../catalog.ts';
 import { Coverage, fmtCoverageLine } from '../coverage.ts';
 import { scenarioSize } from '../scenario.ts';
 import { LIMITS, WITNESSES } from '../witnesses/witnesses.ts';
-import { exitUsage, parseCli } from './args.ts';
+import { exitUsage, intArg, parseCli, UsageError } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
 
@@ -35,14 +35,17 @@ function main(): number {
       flag: { type: 'string', multiple: true },
     },
   });
-  const num = (name: string, v: string | undefined, dflt: number) => {
-    if (v === undefined) return dflt;
-    if (!/^\d+$/.test(v) || Number(v) < 1) fail(`--${name} takes a whole number >= 1, not '${v}'`);
-    return Number(v);
-  };
-  const seeds = num('seeds', values.seeds, 10);
-  const runs = num('runs', values.runs, 5000);
-  const budgetMs = num('budget', values.budget, 30) * 1000;
+  let seeds: number;
+  let runs: number;
+  let budgetMs: number;
+  try {
+    seeds = intArg('seeds', values.seeds, 1) ?? 10;
+    runs = intArg('runs', values.runs, 1) ?? 5000;
+    budgetMs = (intArg('budget', values.budget, 1) ?? 30) * 1000;
+  } catch (e) {
+    if (e instanceof UsageError) fail(e.message);
+    throw e;
+  }
   const strategy = values.strategy ?? 'both';
   if (!['uniform', 'pct', 'both'].includes(strategy))
     fail(`unknown --strategy '${strategy}' (known: uniform, pct, both)`);
