@@ -5,6 +5,7 @@
  * registers tsx's ESM hooks in the worker, then imports worker.ts (as properties/engine does).
  */
 import { Worker } from 'node:worker_threads';
+import type { Throughput } from './throughput.ts';
 
 export type WorkerTask =
   | {
@@ -73,15 +74,12 @@ export function nextMessage(w: Worker): Promise<FromWorker> {
   });
 }
 
-export interface AllCores {
+/**
+ * The throughput figures of all cores together (no verdict count: the workers only run); a pass
+ * is timed from the start signal to the last worker done.
+ */
+export interface AllCores extends Omit<Throughput, 'violating'> {
   readonly workers: number;
-  readonly scenarios: number;
-  readonly steps: number;
-  /** Wall time of the fastest pass, from the start signal to the last worker done. */
-  readonly bestMs: number;
-  readonly passesMs: readonly number[];
-  readonly stepsPerSec: number;
-  readonly scenariosPerSec: number;
 }
 
 /**
