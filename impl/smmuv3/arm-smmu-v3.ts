@@ -89,13 +89,7 @@ function* armSmmuCmdqBatchFenceAll(k: Kernel, cmds: ArmSmmuCmdqBatch): Proc {
     if (master !== null && !masters.includes(master)) masters.push(master);
   }
   for (const master of masters) {
-    const cfgi = armSmmuCmdqBatchInitCmd(k, CFGI_STE_CMD, null);
-    for (const sid of master.sids) {
-      k.smmu.hw.ste.get(sid)!.eats = false;
-      yield `clear STE.EATS sid ${sid}`;
-      yield* armSmmuCmdqBatchAddCmd(k, cfgi, { op: 'CFGI_STE', sid });
-    }
-    yield* armSmmuCmdqBatchSubmit(k, cfgi);
+    yield* clearMasterEats(k, master);
     for (const inv of cmds.invs?.inv ?? [])
       if (inv.type === 'ATS' && master.sids.includes(inv.id)) inv.broken = true;
     k.ev.emit({ kind: 'atsFenced', dev: master.dev.index });
@@ -150,20 +144,26 @@ function armSmmuInvsFindAtsMaster(k: Kernel, invs: ArmSmmuInvs, sid: number): Ar
 
 /** arm_smmu_master_disable_ats() (P24): called with master->ats_broken_lock held. */
 function* armSmmuMasterDisableAts(k: Kernel, master: ArmSmmuMaster): Proc {
-  const cmds = armSmmuCmdqBatchInitCmd(k, CFGI_STE_CMD, null);
-  for (const cur of master.atsInvs.inv) {
-    const ste = k.smmu.hw.ste.get(cur.id)!;
-    ste.eats = false; // EATS is safe to update in place
-    yield `clear STE.EATS sid ${cur.id}`;
-    yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'CFGI_STE', sid: cur.id });
-  }
-  if (yield* armSmmuCmdqBatchSubmit(k, cmds))
-    k.m.printk('err', 'arm-smmu-v3: failed to disable ATS for master');
+  if (yield* clearMasterEats(k, master)) k.m.printk('err', 'arm-smmu-v3: failed to disable ATS for master');
   master.atsBroken = true;
   k.ev.emit({ kind: 'atsFenced', dev: master.dev.index });
   yield `${master.dev.name}: ats_broken = true`;
   // Lastly, report to the core to schedule a full blocking procedure
   yield* iommuReportDeviceBroken(k, master.dev);
+}
+
+/**
+ * The STE half of arm_smmu_master_disable_ats(), which v4-minimal's batch fence shares: EATS off
+ * on each of the master's stream IDs (safe to update in place), then CFGI_STE and a sync.
+ */
+function* clearMasterEats(k: Kernel, master: ArmSmmuMaster): Proc<number> {
+  const cmds = armSmmuCmdqBatchInitCmd(k, CFGI_STE_CMD, null);
+  for (const sid of master.sids) {
+    k.smmu.hw.ste.get(sid)!.eats = false;
+    yield `clear STE.EATS sid ${sid}`;
+    yield* armSmmuCmdqBatchAddCmd(k, cmds, { op: 'CFGI_STE', sid });
+  }
+  return yield* armSmmuCmdqBatchSubmit(k, cmds);
 }
 
 /** arm_smmu_cmdq_batch_retry() (P24): re-issue one ATC_INV per stream ID to find the culprit. */
