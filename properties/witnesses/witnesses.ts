@@ -59,6 +59,22 @@ const RESET_RACES_BROKEN_REPORT: Scenario = {
   choices: [],
 };
 
+/**
+ * A hung device's ATC still maps iova 0 when it is unmapped and its page reused: what a lost ATC
+ * timeout costs (late-isr-misclassified; completion-timeout-exceeds-poll).
+ */
+const STALE_ATC_AFTER_REUSE: Scenario = {
+  topology: oneDevice({ iovas: 2 }),
+  rounds: [
+    [{ kind: 'dma', dev: 0, iova: 0 }],
+    [{ kind: 'hang', dev: 0 }],
+    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+    [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
+    [{ kind: 'dma', dev: 0, iova: 0 }],
+  ],
+  choices: [],
+};
+
 /** dev1 is a VF of dev0, which has no ATS capability: the VF's STU can never match its PF's. */
 const VF_WITHOUT_PF_STU: Scenario = {
   topology: oneDevice({
@@ -124,17 +140,7 @@ export const WITNESSES: readonly Witness[] = [
       'the GERROR IRQ targets the issuing CPU, which polls with IRQs off: its CMD_SYNC poll times out first, ' +
       'the ATC timeout is taken for a plain timeout, the page is freed and the stale ATC entry is used',
     origin: 'by hand',
-    scenario: {
-      topology: oneDevice(),
-      rounds: [
-        [{ kind: 'dma', dev: 0, iova: 0 }],
-        [{ kind: 'hang', dev: 0 }],
-        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
-        [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
-        [{ kind: 'dma', dev: 0, iova: 0 }],
-      ],
-      choices: [],
-    },
+    scenario: { ...STALE_ATC_AFTER_REUSE, topology: oneDevice() },
   },
   {
     flag: 'stale-atc-timeout-bit',
@@ -434,19 +440,6 @@ export const MASKED: readonly { readonly flag: string; readonly maskedBy: string
   },
 ];
 
-/** A hung device's ATC still maps iova 0 when it is unmapped and its page reused. */
-const COMPLETION_TIMEOUT: Scenario = {
-  topology: oneDevice({ iovas: 2 }),
-  rounds: [
-    [{ kind: 'dma', dev: 0, iova: 0 }],
-    [{ kind: 'hang', dev: 0 }],
-    [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
-    [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
-    [{ kind: 'dma', dev: 0, iova: 0 }],
-  ],
-  choices: [],
-};
-
 export interface LimitWitness {
   readonly id: string;
   readonly source: string;
@@ -466,8 +459,8 @@ export const LIMITS: readonly LimitWitness[] = [
     why:
       'the SMMU waits 2 s for the ATC invalidation, longer than the 1 s CMD_SYNC poll: the issuer returns ' +
       '-ETIMEDOUT with no bit set, the page is freed and reused, and the stale ATC entry is used',
-    scenario: { ...COMPLETION_TIMEOUT, topology: oneDevice({ atcTimeoutUs: 2_000_000, iovas: 2 }) },
-    control: COMPLETION_TIMEOUT,
+    scenario: { ...STALE_ATC_AFTER_REUSE, topology: oneDevice({ atcTimeoutUs: 2_000_000, iovas: 2 }) },
+    control: STALE_ATC_AFTER_REUSE,
   },
   {
     id: 'enotty-keeps-blocked',
