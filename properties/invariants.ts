@@ -7,7 +7,7 @@ import type { SimEvent } from '../impl/events.ts';
 import { BLOCKED_BROKEN, BLOCKED_NO, BLOCKED_RESET_FAILED, BLOCKED_RESETTING } from '../impl/kernel.ts';
 import type { Severity } from '../impl/sim/machine.ts';
 import type { System } from '../impl/system.ts';
-import { constsOf } from '../model/model.ts';
+import { consts } from './refinement.ts';
 import { MAX_OPS_PER_ROUND } from './scenario.ts';
 
 export interface PropertyInfo {
@@ -145,7 +145,7 @@ export class Observers {
   private readonly atsUsable: readonly boolean[];
 
   constructor(private readonly sys: System) {
-    this.atsUsable = constsOf(sys.topo.devices, 0, 0).ats;
+    this.atsUsable = consts(sys).ats;
     this.hist = sys.topo.devices.map(() => ({
       okResets: 0,
       okResetsAtFault: -1,
