@@ -5,8 +5,9 @@
  * yet detectable are listed, not hidden: moving one into DETECTABLE is how progress shows.
  */
 import { describe, expect, test } from 'vitest';
-import { FLAGS } from '../impl/variants.ts';
+import { FLAGS, Variant } from '../impl/variants.ts';
 import { detect, LIMIT_OPTIONS } from './catalog.ts';
+import { runScenario } from './runner.ts';
 import { scenarioSize } from './scenario.ts';
 import { LIMITS, WITNESSES } from './witnesses/witnesses.ts';
 
@@ -74,8 +75,11 @@ describe('catalog detection', () => {
       let d = detect(flag, seed, { runs, strategy: first });
       if (!d.detected) d = detect(flag, seed, { runs, strategy: second });
       expect(d.detected, `seed ${seed}`).toBe(true);
-      // The shrink (fast-check's, then the reducer's) ends near the witness.
+      // The shrink (fast-check's, the reducer's, then redrawn and rescheduled smaller scenarios)
+      // ends near the witness, and what it ends with still fails under the flag alone.
       expect(d.shrunk!.ops, `seed ${seed}: ${JSON.stringify(d.scenario)}`).toBeLessThanOrEqual(bound);
+      expect(runScenario(d.scenario!, Variant.parse(`v4+${flag}`)).violations).not.toEqual([]);
+      expect(runScenario(d.scenario!, Variant.parse('v4')).violations).toEqual([]);
     }
   });
 

@@ -13,7 +13,15 @@ import { FLAGS, Variant } from '../impl/variants.ts';
 import type { Coverage } from './coverage.ts';
 import { reduce } from './reduce.ts';
 import { runScenario } from './runner.ts';
-import { pctScenarioArb, type Scenario, scenarioArb, scenarioSize, UNRESETTABLE } from './scenario.ts';
+import {
+  choicesArb,
+  pctArb,
+  pctScenarioArb,
+  type Scenario,
+  scenarioArb,
+  scenarioSize,
+  UNRESETTABLE,
+} from './scenario.ts';
 
 /**
  * The option that enables each modelled known limit in a generated scenario (the default search
@@ -50,7 +58,10 @@ export interface Detection {
   readonly flag: string;
   readonly seed: number;
   readonly detected: boolean;
+  /** The most severe property the first differential scenario violated. */
   readonly property: string | null;
+  /** The shrunk scenario's most severe property and its message (it may differ: see detect()). */
+  readonly shrunkProperty: string | null;
   readonly message: string | null;
   /** Scenarios run until the first differential violation (all of the budget if none). */
   readonly runs: number;
@@ -92,6 +103,74 @@ function differential(
   return { property: v.property, message: v.message };
 }
 
+/** Fresh scenarios drawn after the reducer (see {@link redraw}). */
+export const REDRAWS = 3000;
+/** Their seed: the search's, moved off the search's own stream. */
+const REDRAW_SEED = 0x5eed;
+
+/**
+ * The reducer stops at a local minimum: a scenario none of whose edits still fails, where a
+ * smaller one of another shape would (inv-during-flr found as a hang, an unmap and a working FLR,
+ * where a failing FLR alone shows it). So draw more scenarios from the search's arbitrary, keep
+ * those with fewer operations than the reduced one, and try them smallest first: the first that
+ * still fails the same way is reduced in turn and replaces it. Small scenarios run fast: this
+ * costs a few hundred short runs, and nothing when the reduced scenario has one operation.
+ */
+function redraw(
+  arb: fc.Arbitrary<Scenario>,
+  seed: number,
+  reduced: Scenario,
+  keeps: (s: Scenario) => boolean,
+  reduceFurther: (s: Scenario) => Scenario,
+): Scenario {
+  const bound = scenarioSize(reduced).ops;
+  if (bound <= 1) return reduced;
+  const smaller = fc
+    .sample(arb, { seed: seed ^ REDRAW_SEED, numRuns: REDRAWS })
+    .map((s) => ({ s, ops: scenarioSize(s).ops }))
+    .filter((c) => c.ops < bound)
+    .sort((a, b) => a.ops - b.ops);
+  const hit = smaller.find((c) => keeps(c.s));
+  return hit === undefined ? reduced : reduceFurther(hit.s);
+}
+
+/** Fresh schedules tried for each operation dropped (see {@link rescheduled}). */
+export const SCHEDULES_PER_DROP = 40;
+
+/**
+ * A scenario whose failure hangs on a long schedule is a local minimum of its own: dropping an
+ * operation shifts every later choice, so no single edit keeps it failing (full-queue-stall found
+ * with a third operation beside its hang and unmap, and 45 choices). So drop each operation in
+ * turn with fresh schedules of the scenario's kind; the first that still fails is reduced, and
+ * tried again.
+ */
+function rescheduled(
+  seed: number,
+  reduced: Scenario,
+  keeps: (s: Scenario) => boolean,
+  reduceFurther: (s: Scenario) => Scenario,
+): Scenario {
+  let best = reduced;
+  for (let pass = 0; scenarioSize(best).ops > 1; pass++) {
+    const from = best;
+    const opts = { seed: seed ^ (REDRAW_SEED + pass + 1), numRuns: SCHEDULES_PER_DROP };
+    const withSchedules: ((rounds: Scenario['rounds']) => Scenario)[] = from.pct
+      ? fc.sample(pctArb, opts).map((pct) => (rounds) => ({ ...from, rounds, pct }))
+      : fc.sample(choicesArb, opts).map((choices) => (rounds) => ({ ...from, rounds, choices }));
+    const dropped = from.rounds.flatMap((round, r) =>
+      round.map((_, i) =>
+        from.rounds
+          .map((rr, j) => (j === r ? rr.filter((_o, k) => k !== i) : rr))
+          .filter((rr) => rr.length > 0),
+      ),
+    );
+    const found = dropped.flatMap((rounds) => withSchedules.map((f) => f(rounds))).find(keeps);
+    if (found === undefined) break;
+    best = reduceFurther(found);
+  }
+  return best;
+}
+
 export function detect(flag: string, seed: number, opts: DetectOptions): Detection {
   const row = rowOf(flag);
   const baseline = opts.baseline ?? Variant.parse('v4');
@@ -119,6 +198,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
       seed,
       detected: false,
       property: null,
+      shrunkProperty: null,
       message: null,
       runs,
       msToDetect,
@@ -128,7 +208,11 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     };
   }
   const property = differential(search.counterexample[0], row, baseline)!.property;
-  const keeps = (s: Scenario) => differential(s, row, baseline)?.property === property;
+  // The shrink keeps any differential violation, not only the property seen first: the row is
+  // one change, so whatever fails with it and passes without it is its bug, and the smallest
+  // scenario showing it is what a reviewer wants (enable-ats-failure-desync, say, is found as
+  // an error storm on one seed and shrinks to the one-operation WARN).
+  const keeps = (s: Scenario) => differential(s, row, baseline) !== null;
   const t1 = performance.now();
   const shrink = fc.check(
     fc.property(arb, (s) => !keeps(s)),
@@ -141,12 +225,15 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     },
   );
   // fast-check shrinks the rounds only with the topology they were drawn for: reduce further,
-  // keeping the differential (the same property under the flag, nothing under v4).
-  let scenario = reduce(shrink.counterexample?.[0] ?? search.counterexample[0], keeps, {
+  // keeping the differential (some property under the flag, nothing under v4).
+  const reduceOpts = {
     maxRuns: opts.reduceRuns,
     until: t1 + (opts.shrinkTimeMs ?? 30_000),
-    normalizeChoices: (s) => runScenario(row.enable(s), row.variant).normalizedChoices,
-  }).scenario;
+    normalizeChoices: (s: Scenario) => runScenario(row.enable(s), row.variant).normalizedChoices,
+  };
+  let scenario = reduce(shrink.counterexample?.[0] ?? search.counterexample[0], keeps, reduceOpts).scenario;
+  const reduceFurther = (s: Scenario) => reduce(s, keeps, reduceOpts).scenario;
+  scenario = rescheduled(seed, redraw(arb, seed, scenario, keeps, reduceFurther), keeps, reduceFurther);
   if (!scenario.pct) {
     const trimmed: Scenario = {
       ...scenario,
@@ -160,6 +247,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     detected: true,
     property,
     message: differential(scenario, row, baseline)!.message,
+    shrunkProperty: differential(scenario, row, baseline)!.property,
     runs,
     msToDetect,
     shrinkMs: performance.now() - t1,
