@@ -103,9 +103,22 @@ function differential(
   return { property: v.property, message: v.message };
 }
 
-/** Fresh scenarios drawn after the reducer (see {@link redraw}). */
-export const REDRAWS = 3000;
-/** Their seed: the search's, moved off the search's own stream. */
+/** What the shrink's later steps share: the differential, the reducer, a seed and a deadline. */
+interface Shrink {
+  readonly seed: number;
+  readonly keeps: (s: Scenario) => boolean;
+  readonly reduce: (s: Scenario) => Scenario;
+  /** A performance.now() deadline: a safety net, as the reducer's. */
+  readonly until: number;
+}
+
+/** Predicate calls for fast-check's own shrink in detect(): a bound, so that it is repeatable. */
+export const FC_SHRINK_CALLS = 500;
+
+/** Fresh scenarios drawn after the reducer, in batches (see {@link redraw}). */
+export const REDRAW_BATCHES = 5;
+const REDRAW_BATCH = 1000;
+/** Their seeds: the search's, moved off the search's own stream. */
 const REDRAW_SEED = 0x5eed;
 
 /**
@@ -113,29 +126,26 @@ const REDRAW_SEED = 0x5eed;
  * smaller one of another shape would (inv-during-flr found as a hang, an unmap and a working FLR,
  * where a failing FLR alone shows it). So draw more scenarios from the search's arbitrary, keep
  * those with fewer operations than the reduced one, and try them smallest first: the first that
- * still fails the same way is reduced in turn and replaces it. Small scenarios run fast: this
- * costs a few hundred short runs, and nothing when the reduced scenario has one operation.
+ * still fails is reduced in turn and replaces it. Small scenarios run fast; drawing is most of the
+ * cost (about 70 ms a batch).
  */
-function redraw(
-  arb: fc.Arbitrary<Scenario>,
-  seed: number,
-  reduced: Scenario,
-  keeps: (s: Scenario) => boolean,
-  reduceFurther: (s: Scenario) => Scenario,
-): Scenario {
+function redraw(arb: fc.Arbitrary<Scenario>, reduced: Scenario, sh: Shrink): Scenario {
   const bound = scenarioSize(reduced).ops;
-  if (bound <= 1) return reduced;
-  const smaller = fc
-    .sample(arb, { seed: seed ^ REDRAW_SEED, numRuns: REDRAWS })
-    .map((s) => ({ s, ops: scenarioSize(s).ops }))
-    .filter((c) => c.ops < bound)
-    .sort((a, b) => a.ops - b.ops);
-  const hit = smaller.find((c) => keeps(c.s));
-  return hit === undefined ? reduced : reduceFurther(hit.s);
+  // Down to two operations the reducer has usually done it: drawing costs more than it finds.
+  for (let b = 0; b < REDRAW_BATCHES && bound > 2 && performance.now() < sh.until; b++) {
+    const hit = fc
+      .sample(arb, { seed: sh.seed ^ (REDRAW_SEED + b), numRuns: REDRAW_BATCH })
+      .map((s) => ({ s, ops: scenarioSize(s).ops }))
+      .filter((c) => c.ops < bound)
+      .sort((x, y) => x.ops - y.ops)
+      .find((c) => sh.keeps(c.s));
+    if (hit !== undefined) return sh.reduce(hit.s);
+  }
+  return reduced;
 }
 
 /** Fresh schedules tried for each operation dropped (see {@link rescheduled}). */
-export const SCHEDULES_PER_DROP = 40;
+export const SCHEDULES_PER_DROP = 100;
 
 /**
  * A scenario whose failure hangs on a long schedule is a local minimum of its own: dropping an
@@ -144,16 +154,11 @@ export const SCHEDULES_PER_DROP = 40;
  * turn with fresh schedules of the scenario's kind; the first that still fails is reduced, and
  * tried again.
  */
-function rescheduled(
-  seed: number,
-  reduced: Scenario,
-  keeps: (s: Scenario) => boolean,
-  reduceFurther: (s: Scenario) => Scenario,
-): Scenario {
+function rescheduled(reduced: Scenario, sh: Shrink): Scenario {
   let best = reduced;
-  for (let pass = 0; scenarioSize(best).ops > 1; pass++) {
+  for (let pass = 0; scenarioSize(best).ops > 1 && performance.now() < sh.until; pass++) {
     const from = best;
-    const opts = { seed: seed ^ (REDRAW_SEED + pass + 1), numRuns: SCHEDULES_PER_DROP };
+    const opts = { seed: sh.seed ^ (REDRAW_SEED + REDRAW_BATCHES + pass), numRuns: SCHEDULES_PER_DROP };
     const withSchedules: ((rounds: Scenario['rounds']) => Scenario)[] = from.pct
       ? fc.sample(pctArb, opts).map((pct) => (rounds) => ({ ...from, rounds, pct }))
       : fc.sample(choicesArb, opts).map((choices) => (rounds) => ({ ...from, rounds, choices }));
@@ -164,9 +169,9 @@ function rescheduled(
           .filter((rr) => rr.length > 0),
       ),
     );
-    const found = dropped.flatMap((rounds) => withSchedules.map((f) => f(rounds))).find(keeps);
+    const found = dropped.flatMap((rounds) => withSchedules.map((f) => f(rounds))).find(sh.keeps);
     if (found === undefined) break;
-    best = reduceFurther(found);
+    best = sh.reduce(found);
   }
   return best;
 }
@@ -214,26 +219,34 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
   // an error storm on one seed and shrinks to the one-operation WARN).
   const keeps = (s: Scenario) => differential(s, row, baseline) !== null;
   const t1 = performance.now();
+  const shrinkTimeMs = opts.shrinkTimeMs ?? 30_000;
+  // fast-check's shrink gets FC_SHRINK_CALLS predicate calls (then every candidate "passes", so
+  // it stops where it is) and a third of the time: on a long choice stream it could take all of
+  // it, and the steps after it (the reducer, redrawn and rescheduled scenarios) remove more.
+  let calls = 0;
   const shrink = fc.check(
-    fc.property(arb, (s) => !keeps(s)),
+    fc.property(arb, (s) => ++calls > FC_SHRINK_CALLS || !keeps(s)),
     {
       seed,
       path: search.counterexamplePath,
       numRuns: 1,
-      interruptAfterTimeLimit: opts.shrinkTimeMs ?? 30_000,
+      interruptAfterTimeLimit: shrinkTimeMs / 3,
       markInterruptAsFailure: false,
     },
   );
   // fast-check shrinks the rounds only with the topology they were drawn for: reduce further,
   // keeping the differential (some property under the flag, nothing under v4).
+  const until = t1 + shrinkTimeMs;
   const reduceOpts = {
     maxRuns: opts.reduceRuns,
-    until: t1 + (opts.shrinkTimeMs ?? 30_000),
+    until,
     normalizeChoices: (s: Scenario) => runScenario(row.enable(s), row.variant).normalizedChoices,
   };
-  let scenario = reduce(shrink.counterexample?.[0] ?? search.counterexample[0], keeps, reduceOpts).scenario;
-  const reduceFurther = (s: Scenario) => reduce(s, keeps, reduceOpts).scenario;
-  scenario = rescheduled(seed, redraw(arb, seed, scenario, keeps, reduceFurther), keeps, reduceFurther);
+  const sh: Shrink = { seed, keeps, reduce: (s) => reduce(s, keeps, reduceOpts).scenario, until };
+  let scenario = rescheduled(
+    redraw(arb, sh.reduce(shrink.counterexample?.[0] ?? search.counterexample[0]), sh),
+    sh,
+  );
   if (!scenario.pct) {
     const trimmed: Scenario = {
       ...scenario,

@@ -4,8 +4,9 @@
  *
  * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
  * with the generic scenario arbitraries (for each modelled known limit: fails under v4 with the
- * limit's option on, passes without; --flag also takes a limit's id), each until the first such scenario or the budget;
- * shrink; report detection, the property that fired, runs and milliseconds to detect (median,
+ * limit's option on, passes without; --flag also takes a limit's id), each until the first such
+ * scenario or the budget (--runs N also caps the runs, for a result that no machine's speed
+ * changes); shrink; report detection, the property that fired, runs and milliseconds to detect (median,
  * max), shrink time and the shrunk size beside the witness's size; and the protocol coverage
  * (properties/coverage.ts) of the searches under v4+flag, per row and over all rows.
  */
@@ -16,6 +17,9 @@ import { LIMITS, WITNESSES } from '../witnesses/witnesses.ts';
 import { exitUsage, intArg, parseCli, UsageError } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
+
+/** fast-check's numRuns without --runs: the budget ends every search first. */
+const NO_CAP = 2 ** 31 - 1;
 
 const median = (xs: number[]): number => {
   if (xs.length === 0) return Number.NaN;
@@ -36,11 +40,11 @@ function main(): number {
     },
   });
   let seeds: number;
-  let runs: number;
+  let runs: number | null;
   let budgetMs: number;
   try {
     seeds = intArg('seeds', values.seeds, 1) ?? 10;
-    runs = intArg('runs', values.runs, 1) ?? 5000;
+    runs = intArg('runs', values.runs, 1) ?? null;
     budgetMs = (intArg('budget', values.budget, 1) ?? 30) * 1000;
   } catch (e) {
     if (e instanceof UsageError) fail(e.message);
@@ -60,13 +64,14 @@ function main(): number {
     const one = (seed: number): Detection => {
       if (strategy !== 'both')
         return detect(id, seed, {
-          runs,
+          runs: runs ?? NO_CAP,
           timeMs: budgetMs,
           strategy: strategy as 'uniform' | 'pct',
           coverage,
         });
-      const u = detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'uniform', coverage });
-      return u.detected ? u : detect(id, seed, { runs, timeMs: budgetMs / 2, strategy: 'pct', coverage });
+      const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs / 2, coverage };
+      const u = detect(id, seed, { ...opts, strategy: 'uniform' });
+      return u.detected ? u : detect(id, seed, { ...opts, strategy: 'pct' });
     };
     const ds = Array.from({ length: seeds }, (_, i) => one(i + 1));
     const hits = ds.filter((d) => d.detected);
@@ -131,7 +136,7 @@ function main(): number {
     process.stdout.write(`${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
     for (const r of rows) process.stdout.write(`${line(r)}\n`);
     process.stdout.write(
-      `\n${seeds} seeds per row, ${runs} runs or ${budgetMs / 1000} s per seed, strategy ${strategy}\n`,
+      `\n${seeds} seeds per row, ${runs === null ? '' : `${runs} runs or `}${budgetMs / 1000} s per seed, strategy ${strategy}\n`,
     );
     process.stdout.write(`coverage of the searches (all rows): ${fmtCoverageLine(total)}\n`);
   }

@@ -390,11 +390,21 @@ export const WITNESSES: readonly Witness[] = [
     flag: 'stale-broken-report',
     property: 'liveness-after-reset',
     why:
-      "an unmap's invalidation sent before dev1's FLR times out after it; the retry marks dev1 broken and " +
-      'reports it while the reset finishes: done() clears ats_broken but, with the bug, not broken_pending, ' +
-      'so the worker quarantines the freshly recovered device for good',
+      "dev0 hangs while the reset's prepare flushes its ATC: the flush times out, the retry marks dev0 " +
+      'broken and queues the report; the FLR works and done() clears ats_broken but, with the bug, not ' +
+      'broken_pending, so the worker then quarantines the freshly reset device for good',
     origin: 'found by the harness, explained by hand',
-    scenario: RESET_RACES_BROKEN_REPORT,
+    scenario: {
+      topology: oneDevice({ queueShift: 2, batchEntries: 2, stalls: true }),
+      rounds: [
+        [
+          { kind: 'hang', dev: 0 },
+          { kind: 'reset', cpu: 0, dev: 0, outcome: 'ok' },
+        ],
+      ],
+      choices: [],
+      pct: { priorities: [5, 10, 20, 4, 0, 0, 17], changes: [] },
+    },
   },
   {
     flag: 'reset-clears-broken-midway',
