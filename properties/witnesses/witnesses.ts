@@ -436,7 +436,10 @@ export const MASKED: readonly { readonly flag: string; readonly maskedBy: string
       'an attach may re-enable ATS at the device and add ATS entries for a broken master, but ' +
       'arm_smmu_write_ste() clears EATS under ats_broken_lock, so translated requests stay aborted ' +
       'and ATC invalidations to the broken master are skipped (P18); the quarantine undoes both. ' +
-      '(A 150 s differential search, about 500k scenarios, found nothing.)',
+      '(A 150 s differential search, about 500k scenarios, found nothing. In the third session the ' +
+      "catalog counted it on 2 of 10 seeds, but both scenarios are v4's own finding reached through " +
+      "the flag's different timing: the flag run reports an ATC timeout as a plain CMD_SYNC timeout " +
+      '(findings.ts atcTimeoutReportedAsPlainTimeout), sync-queued-behind-failure.)',
   },
   {
     flag: 'broken-work-uaf',
@@ -522,7 +525,12 @@ export const LIMITS: readonly LimitWitness[] = [
     id: 'dma-alias-premature-unblock',
     source: 'P04 FIXME',
     property: 'quarantine-lifted-only-by-reset',
-    why: 'needs DMA-aliased devices in one group: not modelled yet',
+    why:
+      'needs DMA-aliased devices in one group, each behind the IOMMU: not modelled. The seed shows only ' +
+      "the call to group_device_dma_alias_is_blocked(), not its body (mainline; not in this project's " +
+      'library), and in SMMUv3 a second master claiming a Stream ID another master holds fails its probe ' +
+      '(arm_smmu_insert_master(); from memory, unverified here), which would leave the FIXME to IOMMUs ' +
+      'whose aliases share a context (VT-d, AMD-Vi) rather than to this driver',
     scenario: null,
     control: null,
   },
