@@ -159,9 +159,27 @@ function rescheduled(reduced: Scenario, sh: Shrink): Scenario {
   for (let pass = 0; scenarioSize(best).ops > 1 && performance.now() < sh.until; pass++) {
     const from = best;
     const opts = { seed: sh.seed ^ (REDRAW_SEED + REDRAW_BATCHES + pass), numRuns: SCHEDULES_PER_DROP };
-    const withSchedules: ((rounds: Scenario['rounds']) => Scenario)[] = from.pct
-      ? fc.sample(pctArb, opts).map((pct) => (rounds) => ({ ...from, rounds, pct }))
-      : fc.sample(choicesArb, opts).map((choices) => (rounds) => ({ ...from, rounds, choices }));
+    const uniform = fc.sample(choicesArb, opts);
+    const pct = fc.sample(pctArb, opts);
+    // The scenario's own kind of schedule first; then the other kind, and CPU stalls turned on:
+    // a smaller scenario may need them (stale-broken-report's witness does).
+    const topologies = from.topology.stalls
+      ? [from.topology]
+      : [from.topology, { ...from.topology, stalls: true }];
+    const withSchedules: ((rounds: Scenario['rounds']) => Scenario)[] = topologies.flatMap((topology) => {
+      const u = uniform.map((choices) => (rounds: Scenario['rounds']): Scenario => ({
+        topology,
+        rounds,
+        choices,
+      }));
+      const p = pct.map((schedule) => (rounds: Scenario['rounds']): Scenario => ({
+        topology,
+        rounds,
+        choices: [],
+        pct: schedule,
+      }));
+      return from.pct ? [...p, ...u] : [...u, ...p];
+    });
     const dropped = from.rounds.flatMap((round, r) =>
       round.map((_, i) =>
         from.rounds
