@@ -11,7 +11,7 @@
 import fc from 'fast-check';
 import { FLAGS, Variant } from '../impl/variants.ts';
 import type { Coverage } from './coverage.ts';
-import { reduce } from './reduce.ts';
+import { dropOp, reduce } from './reduce.ts';
 import { runScenario } from './runner.ts';
 import {
   choicesArb,
@@ -180,13 +180,8 @@ function rescheduled(reduced: Scenario, sh: Shrink): Scenario {
       }));
       return from.pct ? [...p, ...u] : [...u, ...p];
     });
-    const dropped = from.rounds.flatMap((round, r) =>
-      round.map((_, i) =>
-        from.rounds
-          .map((rr, j) => (j === r ? rr.filter((_o, k) => k !== i) : rr))
-          .filter((rr) => rr.length > 0),
-      ),
-    );
+    // More than one operation is left, so dropping one never empties the scenario.
+    const dropped = Array.from({ length: scenarioSize(from).ops }, (_, i) => dropOp(from, i)!.rounds);
     const found = dropped.flatMap((rounds) => withSchedules.map((f) => f(rounds))).find(sh.keeps);
     if (found === undefined) break;
     best = sh.reduce(found);

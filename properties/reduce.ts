@@ -178,7 +178,8 @@ const dropRound: Pass = (s, i) =>
         s.rounds.filter((_, k) => k !== i),
       );
 
-const dropOp: Pass = (s, i) => {
+/** `s` without its i-th operation (flattened order); undefined past the last, null if none is left. */
+export const dropOp: Pass = (s, i) => {
   const at = opAt(s, i);
   if (at === undefined) return undefined;
   const [r, j] = at;
