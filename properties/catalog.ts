@@ -267,19 +267,21 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     };
     if (keeps(trimmed)) scenario = trimmed;
   }
+  const shrunk = differential(scenario, row, baseline)!;
+  // What fails: for a known limit, the scenario with its condition enabled.
+  const failing = row.enable(scenario);
   return {
     flag,
     seed,
     detected: true,
     property,
-    message: differential(scenario, row, baseline)!.message,
-    shrunkProperty: differential(scenario, row, baseline)!.property,
+    message: shrunk.message,
+    shrunkProperty: shrunk.property,
     runs,
     msToDetect,
     shrinkMs: performance.now() - t1,
-    // What fails: for a known limit, the scenario with its condition enabled.
-    scenario: row.enable(scenario),
-    shrunk: scenarioSize(row.enable(scenario)),
+    scenario: failing,
+    shrunk: scenarioSize(failing),
   };
 }
 

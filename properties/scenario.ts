@@ -200,9 +200,10 @@ const roundsArb = (t: Topology): fc.Arbitrary<Op[][]> =>
     })
     .map(({ hung, rounds }) => (hung === null ? rounds : [hung, ...rounds].slice(0, MAX_ROUNDS)));
 
-// size 'max' (choicesArb): lengths drawn up to maxLength. fast-check's default size ('small') would cap them
-// near 10, so almost every run fell back to the fair default after a few choices, and schedules
-// that need a dozen explicit choices (full-queue-stall's witness has 11) were never drawn.
+// size 'max' (choicesArb): lengths drawn up to maxLength. fast-check's default size ('small')
+// would cap them near 10, so almost every run fell back to the fair default after a few choices,
+// and schedules that need a dozen explicit choices (full-queue-stall's witness has 11) were never
+// drawn.
 // Measured on catalog seeds 1-3 (3000 runs per strategy, uniform then pct): full-queue-stall
 // 1/3 -> 3/3 (within 41 runs), atc-inv-to-broken 2/3 -> 3/3, uniform alone now finds
 // atc-bit-cleared-after-publish and stale-atc-timeout-bit on all three seeds.
