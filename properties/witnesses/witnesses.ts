@@ -61,7 +61,8 @@ const RESET_RACES_BROKEN_REPORT: Scenario = {
 
 /**
  * A hung device's ATC still maps iova 0 when it is unmapped and its page reused: what a lost ATC
- * timeout costs (late-isr-misclassified; completion-timeout-exceeds-poll).
+ * timeout costs (late-isr-misclassified; atc-bit-cleared-after-publish;
+ * completion-timeout-exceeds-poll).
  */
 const STALE_ATC_AFTER_REUSE: Scenario = {
   topology: oneDevice({ iovas: 2 }),
@@ -182,14 +183,8 @@ export const WITNESSES: readonly Witness[] = [
       'and the stale ATC entry is used',
     origin: 'by hand',
     scenario: {
+      ...STALE_ATC_AFTER_REUSE,
       topology: oneDevice({ cpus: 2, gerrorIrqCpu: 1, iovas: 2, stalls: true }),
-      rounds: [
-        [{ kind: 'dma', dev: 0, iova: 0 }],
-        [{ kind: 'hang', dev: 0 }],
-        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
-        [{ kind: 'map', cpu: 0, domain: 0, iova: 1 }],
-        [{ kind: 'dma', dev: 0, iova: 0 }],
-      ],
       // 1-3: the SMMU runs before cpu0 (TLBI, ATC_INV, wait); 4: the stall; 5: the SMMU fails the
       // CMD_SYNC; 6-8: the GERROR interrupt is taken and its handler runs up to GERRORN.
       choices: [1, 1, 1, 1, 1, 1, 1, 1],
