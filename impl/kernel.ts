@@ -69,6 +69,14 @@ export interface PciDev {
   readonly acpiRst: 'works' | 'fails' | null;
   /** A secondary bus reset would reset only this function. */
   readonly busReset: boolean;
+  /** The Advanced Features capability with TP and FLR (PCI_CAP_ID_AF): pci_af_flr() applies. */
+  readonly afFlr: boolean;
+  /** dev->pm_cap, with PCI_PM_CTRL_NO_SOFT_RESET clear: D3hot->D0 resets the function. */
+  readonly pmReset: boolean;
+  /** The upstream bridge is a CXL port (cxl_port_dvsec() != 0): cxl_reset_bus_function() applies. */
+  readonly cxlPort: boolean;
+  /** That CXL port masks a secondary bus reset (PCI_DVSEC_CXL_PORT_CTL_UNMASK_SBR clear). */
+  cxlSbrMasked: boolean;
   /** dev->ats_enabled */
   atsEnabled: boolean;
   /** device_lock(&dev->dev) */

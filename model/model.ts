@@ -61,12 +61,16 @@ export interface FunctionSpec {
   readonly flr?: boolean;
   readonly acpiRst?: 'works' | 'fails';
   readonly busReset?: boolean;
+  readonly afFlr?: boolean;
+  readonly pmReset?: boolean;
+  readonly cxlBus?: boolean;
 }
 
 // AtsSupported(d) == capability present, and no no-ATS quirk on d nor, for a VF, on its PF.
 // Probed(d)       == ¬(AtsSupported(d) ∧ d is a VF ∧ ¬AtsSupported(PF)): a VF's STU is its PF's,
 //                    which only a PF that uses ATS has; the probe fails rather than the attach.
-// Resettable(d)   == a device-specific quirk, a working ACPI _RST, FLR or a bus reset applies.
+// Resettable(d)   == a device-specific quirk, a working ACPI _RST, FLR, AF FLR, a PM reset or a
+//                    bus reset applies (below a CXL port that masks it, cxl_bus unmasks it).
 export function constsOf(
   fns: readonly FunctionSpec[],
   domains: number,
@@ -77,7 +81,13 @@ export function constsOf(
   const ats = fns.map((f, d) => own[d]! && (f.pf === undefined || !fns[f.pf]!.noAts));
   const probed = fns.map((f, d) => !(ats[d]! && f.pf !== undefined && !ats[f.pf]!));
   const resettable = fns.map(
-    (f) => (f.quirk ?? false) || f.acpiRst === 'works' || (f.flr ?? true) || (f.busReset ?? false),
+    (f) =>
+      (f.quirk ?? false) ||
+      f.acpiRst === 'works' ||
+      (f.flr ?? true) ||
+      (f.afFlr ?? false) ||
+      (f.pmReset ?? false) ||
+      (f.busReset ?? false),
   );
   return { ats, probed, pf: fns.map((f) => f.pf ?? null), resettable, domains, iovas, design };
 }
@@ -87,8 +97,20 @@ export type ModelOp =
   | { readonly kind: 'unmap'; readonly domain: number; readonly iova: number }
   | { readonly kind: 'attach'; readonly dev: number; readonly domain: number }
   | { readonly kind: 'reset'; readonly dev: number; readonly outcome: 'ok' | 'fail' }
+  /**
+   * AER recovery: an uncorrectable error, recovered by a reset of the device's Port. The spec
+   * makes no exception for it: a reset, fenced like any other, that applies whatever reset
+   * methods the function has.
+   */
+  | { readonly kind: 'aer'; readonly dev: number; readonly outcome: 'ok' | 'fail' }
   | { readonly kind: 'resetPrepare'; readonly dev: number }
-  | { readonly kind: 'resetDone'; readonly dev: number; readonly outcome: 'ok' | 'fail' }
+  /** `byPort`: the reset is the Port's (AER), so it resets even a function with no method. */
+  | {
+      readonly kind: 'resetDone';
+      readonly dev: number;
+      readonly outcome: 'ok' | 'fail';
+      readonly byPort?: boolean;
+    }
   | { readonly kind: 'dma'; readonly dev: number; readonly iova: number }
   | { readonly kind: 'hang'; readonly dev: number }
   | { readonly kind: 'unplug'; readonly dev: number }
@@ -202,9 +224,9 @@ function resetPrepare(c: Consts, s: State, d: number): State {
 // ResetDone(d, ok) == a working reset clears the device and lifts every quarantine;
 // ResetDone(d, fail) == the device stays blocked, as reset_failed or worse;
 // on a device no method can reset, nothing was reset: the reset's own fence is lifted, a
-// quarantine stays.
-function resetDone(c: Consts, s: State, d: number, outcome: 'ok' | 'fail'): State {
-  if (!c.resettable[d]) return revertPrepare(c, s, d);
+// quarantine stays. A reset by the device's Port (byPort) resets any function.
+function resetDone(c: Consts, s: State, d: number, outcome: 'ok' | 'fail', byPort = false): State {
+  if (!c.resettable[d] && !byPort) return revertPrepare(c, s, d);
   if (!c.ats[d]) return outcome === 'ok' ? setDev(s, d, (x) => ({ ...x, responsive: true })) : s;
   const x = s.devs[d]!;
   if (outcome === 'ok') {
@@ -276,10 +298,13 @@ function step(c: Consts, s: State, op: Exclude<ModelOp, { kind: 'unmap' }>): Sta
       return attach(c, s, op.dev, op.domain);
     case 'reset':
       return resetDone(c, resetPrepare(c, s, op.dev), op.dev, op.outcome);
+    case 'aer':
+      // Aer(d, o) == Reset(d, o) by the Port: the spec asks the same fence of every reset
+      return resetDone(c, resetPrepare(c, s, op.dev), op.dev, op.outcome, true);
     case 'resetPrepare':
       return resetPrepare(c, s, op.dev);
     case 'resetDone':
-      return resetDone(c, s, op.dev, op.outcome);
+      return resetDone(c, s, op.dev, op.outcome, op.byPort ?? false);
     case 'dma':
       return s;
     case 'hang':
@@ -305,12 +330,21 @@ export const invariants: Record<string, (c: Consts, s: State) => boolean> = {
   AtsOnlyWhereSupported: (c, s) => s.devs.every((x, d) => !x.atsOn || c.ats[d]!),
 };
 
-/** The atomic transitions one operation is made of: a reset is its prepare, then its done. */
+/**
+ * The atomic transitions one operation is made of: a reset is its prepare, then its done; so is
+ * an AER recovery (its done by the Port).
+ */
 export function atomicSteps(op: ModelOp): ModelOp[] {
   if (op.kind === 'reset') {
     return [
       { kind: 'resetPrepare', dev: op.dev },
       { kind: 'resetDone', dev: op.dev, outcome: op.outcome },
+    ];
+  }
+  if (op.kind === 'aer') {
+    return [
+      { kind: 'resetPrepare', dev: op.dev },
+      { kind: 'resetDone', dev: op.dev, outcome: op.outcome, byPort: true },
     ];
   }
   return [op];

@@ -10,6 +10,7 @@
  */
 import fc from 'fast-check';
 import { FLAGS, Variant } from '../impl/variants.ts';
+import type { Op } from '../impl/system.ts';
 import type { Coverage } from './coverage.ts';
 import { dropOp, reduce } from './reduce.ts';
 import { runScenario } from './runner.ts';
@@ -40,6 +41,15 @@ export const LIMIT_OPTIONS: Readonly<Record<string, (s: Scenario) => Scenario>> 
   }),
   // The SMMU enters Service Failure Mode at the start.
   'sfm-kills-smmu': (s) => ({ ...s, rounds: [[{ kind: 'gerror', cause: 'sfm', delayUs: 0 }], ...s.rounds] }),
+  // Every reset is an AER recovery's (a reset of the function's Port), not pci_reset_function().
+  'aer-recovery-unfenced': (s) => ({
+    ...s,
+    rounds: s.rounds.map((r) =>
+      r.map((o): Op =>
+        o.kind === 'reset' ? { kind: 'aer', cpu: o.cpu, dev: o.dev, outcome: o.outcome } : o,
+      ),
+    ),
+  }),
 };
 
 /** What a row searches: the variant a scenario runs under, and how the row's condition is enabled. */

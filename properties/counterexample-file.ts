@@ -18,6 +18,7 @@ const op = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hang'), dev: nat }),
   z.object({ kind: z.literal('unplug'), cpu: nat, dev: nat }),
   z.object({ kind: z.literal('probe'), cpu: nat, dev: nat }),
+  z.object({ kind: z.literal('aer'), cpu: nat, dev: nat, outcome: z.enum(['ok', 'fail']) }),
   z.object({
     kind: z.literal('gerror'),
     cause: z.enum(GERROR_CAUSES as [GerrorCause, ...GerrorCause[]]),
@@ -38,6 +39,9 @@ const topology = z.object({
         flr: z.boolean().optional(),
         acpiRst: z.enum(['works', 'fails']).optional(),
         busReset: z.boolean().optional(),
+        afFlr: z.boolean().optional(),
+        pmReset: z.boolean().optional(),
+        cxlBus: z.boolean().optional(),
       }),
     )
     .min(1)

@@ -87,8 +87,8 @@ describe('the accumulator', () => {
 describe('the universe', () => {
   test('op tuples: map, unmap and gerror have no device; a removed device is in no quarantine', () => {
     const u = universe().ops;
-    // 3 kinds × 5 queue states + 6 kinds × (4 device states × 4 quarantines + removed) × 5
-    expect(u.length).toBe(3 * 5 + 6 * 17 * 5);
+    // 3 kinds × 5 queue states + 7 kinds (aer too) × (4 device states × 4 quarantines + removed) × 5
+    expect(u.length).toBe(3 * 5 + 7 * 17 * 5);
     expect(new Set(u).size).toBe(u.length);
     expect(u).toContain('unmap - - full');
     expect(u).toContain('gerror - - error');

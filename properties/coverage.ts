@@ -28,6 +28,7 @@ const TARGETS_DEVICE: Record<OpKind, boolean> = {
   hang: true,
   unplug: true,
   probe: true,
+  aer: true,
   gerror: false,
 };
 export const OP_KINDS = Object.keys(TARGETS_DEVICE) as OpKind[];
@@ -61,8 +62,8 @@ export interface OpTuple {
   readonly queue: QueueState;
 }
 
-/** The model's atomic steps (a reset is its prepare, then its done: model.ts atomicSteps). */
-export type StepKind = Exclude<ModelOp['kind'], 'reset'>;
+/** The model's atomic steps (a reset or an AER recovery is its prepare, then its done: model.ts atomicSteps). */
+export type StepKind = Exclude<ModelOp['kind'], 'reset' | 'aer'>;
 
 /** One device's quarantine across one atomic step of the model. */
 export interface Transition {
@@ -106,7 +107,7 @@ export function touched(op: ModelOp, before: State): number[] {
 
 /** Records the quarantine transition of every device `op` touches, from `before` to `after`. */
 export function stepTransitions(op: ModelOp, before: State, after: State): Transition[] {
-  if (op.kind === 'reset') throw new Error('a reset is recorded as its atomic steps');
+  if (op.kind === 'reset' || op.kind === 'aer') throw new Error(`${op.kind}: recorded as its atomic steps`);
   const step = op.kind;
   return touched(op, before).map((d) => ({
     step,

@@ -90,6 +90,8 @@ export function toModelOp(op: Op): ModelOp {
       return { kind: 'unplug', dev: op.dev };
     case 'probe':
       return { kind: 'probe', dev: op.dev };
+    case 'aer':
+      return { kind: 'aer', dev: op.dev, outcome: op.outcome };
     case 'gerror':
       return { kind: 'gerror' };
   }

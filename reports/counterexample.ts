@@ -21,7 +21,10 @@ export function fmtTopology(t: Topology): string[] {
       ...(d.quirk ? ['quirk reset method'] : []),
       ...(d.flr === false ? ['no FLR'] : []),
       ...(d.acpiRst ? [`ACPI _RST ${d.acpiRst === 'works' ? 'that works' : 'that fails'}`] : []),
+      ...(d.afFlr ? ['AF FLR'] : []),
+      ...(d.pmReset ? ['PM reset (D3hot->D0)'] : []),
       ...(d.busReset ? ['alone on its bus'] : []),
+      ...(d.cxlBus ? ['below a CXL port that masks SBR'] : []),
       `${d.sids} stream ID(s)`,
     ];
     lines.push(`dev${i}: ${traits.join(', ')}, own group, on domain 0`);

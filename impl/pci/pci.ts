@@ -1,7 +1,9 @@
 /**
  * drivers/pci/pci.c, pci-acpi.c and quirks.c — pci_reset_function(), the reset methods with their
- * probe mode (P01): a device-specific quirk that wraps FLR (P02), ACPI _RST, FLR and a secondary
- * bus reset, each fencing the IOMMU around itself (nested fences count depth); and removal.
+ * probe mode (P01): a device-specific quirk that wraps FLR (P02), ACPI _RST, FLR, Advanced
+ * Features FLR, a PM D3hot->D0 reset, a secondary bus reset and a CXL bus reset (which nests over
+ * the bus reset), each fencing the IOMMU around itself (nested fences count depth); the error
+ * recovery's bus reset (pci_bus_error_reset(), not fenced); and removal.
  */
 import type { FlrOutcome } from '../hw/endpoint.ts';
 import { iommuReleaseDevice, pciDevResetIommuDone, pciDevResetIommuPrepare } from '../iommu/iommu.ts';
@@ -72,9 +74,12 @@ function* pciDevAcpiReset(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOu
 
 /**
  * pci_reset_bus_function(): a secondary bus reset, for a function alone below its bridge. Before
- * P01 its probe took the IOMMU fence like a reset does.
+ * P01 its probe took the IOMMU fence like a reset does. Below a CXL port that masks the SBR it
+ * does nothing (-ENOTTY): cxl_reset_bus_function() unmasks it first.
  */
 function* pciResetBusFunction(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  // if (bridge && pcie_is_cxl(bridge) && cxl_sbr_masked(bridge)) return -ENOTTY;
+  if (dev.cxlPort && dev.cxlSbrMasked) return ENOTTY;
   if (!dev.busReset) return ENOTTY;
   if (!probe) return yield* fencedFunctionReset(k, dev, outcome, 'secondary bus reset');
   if (k.v.patch(1) && !k.v.bug('probe-blocks-iommu')) return 0;
@@ -82,6 +87,77 @@ function* pciResetBusFunction(k: Kernel, dev: PciDev, probe: boolean, outcome: F
   if (ret) return ret;
   yield* pciDevResetIommuDone(k, dev, 0);
   return 0;
+}
+
+/**
+ * pci_af_flr(): FLR through the Advanced Features capability (conventional PCI functions). The
+ * capability checks answer -ENOTTY before the probe returns; the reset is fenced like pcie_flr()
+ * (P04 passes its result to done()).
+ */
+function* pciAfFlr(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  // pci_find_capability(dev, PCI_CAP_ID_AF), PCI_DEV_FLAGS_NO_FLR_RESET, PCI_AF_CAP_TP and _FLR
+  if (!dev.afFlr) return ENOTTY;
+  if (probe) return 0;
+  return yield* fencedFunctionReset(k, dev, outcome, 'AF_FLR');
+}
+
+/** PCI_PM_D3HOT_WAIT: pci_dev_d3_sleep() with the default d3hot_delay. */
+const PCI_PM_D3HOT_WAIT_MS = 10;
+
+/**
+ * pci_pm_reset(): put the function in D3hot and back in D0; with No_Soft_Reset clear the D0
+ * transition resets it (ATS Enable clears, the ATC is dropped). Fenced like FLR; done() gets the
+ * result of the ready poll (P04). The function is in D0 here (the -EINVAL case never arises).
+ */
+function* pciPmReset(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  // !dev->pm_cap, PCI_DEV_FLAGS_NO_PM_RESET, or csr & PCI_PM_CTRL_NO_SOFT_RESET
+  if (!dev.pmReset) return ENOTTY;
+  if (probe) return 0;
+  // Seed 003 is about resets without this fence: the bug puts that state back.
+  const fenced = !k.v.bug('inv-during-flr');
+  let ret = fenced ? yield* pciDevResetIommuPrepare(k, dev) : 0;
+  if (ret) {
+    k.m.printk('err', `${dev.name}: failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
+    return ret;
+  }
+  yield `${dev.name}: PCI_PM_CTRL = D3hot`;
+  yield* msleep(k.m, PCI_PM_D3HOT_WAIT_MS);
+  // The D3hot->D0 transition is the reset (No_Soft_Reset clear).
+  dev.ep.startFlr(outcome);
+  yield `${dev.name}: PCI_PM_CTRL = D0: the function resets`;
+  yield* msleep(k.m, PCI_PM_D3HOT_WAIT_MS);
+  ret = yield* pciDevWait(k, dev, 'PM D3hot->D0', PCIE_RESET_READY_POLL_MS);
+  if (fenced) yield* pciDevResetIommuDone(k, dev, ret);
+  return ret;
+}
+
+/**
+ * cxl_reset_bus_function(): below a CXL port, unmask the secondary bus reset, do the bus reset
+ * (pci_reset_bus_function(), with its own fence: the two nest, reset_depth 2), and put the mask
+ * back. Its probe returns before the fence, in mainline already (the probe patch leaves it as
+ * is); done() gets the bus reset's result (P04).
+ */
+function* cxlResetBusFunction(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome): Proc<number> {
+  // pci_upstream_bridge(dev) and cxl_port_dvsec(bridge)
+  if (!dev.cxlPort) return ENOTTY;
+  if (probe) return 0;
+  let rc = yield* pciDevResetIommuPrepare(k, dev);
+  if (rc) {
+    k.m.printk('err', `${dev.name}: failed to stop IOMMU for a PCI reset: ${errName(rc)}`);
+    return rc;
+  }
+  const masked = dev.cxlSbrMasked;
+  if (masked) {
+    dev.cxlSbrMasked = false;
+    yield `${dev.name}: CXL port: PCI_DVSEC_CXL_PORT_CTL |= UNMASK_SBR`;
+  }
+  rc = yield* pciResetBusFunction(k, dev, probe, outcome);
+  if (masked) {
+    dev.cxlSbrMasked = true;
+    yield `${dev.name}: CXL port: PCI_DVSEC_CXL_PORT_CTL restored (SBR masked)`;
+  }
+  yield* pciDevResetIommuDone(k, dev, rc);
+  return rc;
 }
 
 /** A reset method: `probe` asks whether it is supported (0) or not (-ENOTTY), doing nothing. */
@@ -122,14 +198,19 @@ function* __pciDevSpecificReset(k: Kernel, dev: PciDev, probe: boolean, outcome:
 }
 
 /**
- * pci_reset_fn_methods[]: device_specific, acpi, flr, (af_flr, pm: not modelled), bus. Each
- * method answers -ENOTTY where it does not apply, so the list is the same for every function.
+ * pci_reset_fn_methods[]: device_specific, acpi, flr, af_flr, pm, bus, cxl_bus. Each method
+ * answers -ENOTTY where it does not apply, before any fence (as its probe would have, so that
+ * pci_init_reset_methods() left it out of dev->reset_methods), so the list is the same for every
+ * function.
  */
 const RESET_METHODS: readonly ResetMethod[] = [
   __pciDevSpecificReset,
   pciDevAcpiReset,
   pcieResetFlr,
+  pciAfFlr,
+  pciPmReset,
   pciResetBusFunction,
+  cxlResetBusFunction,
 ];
 
 /** __pci_reset_function_locked(): try the device's reset methods in order. */
@@ -172,6 +253,44 @@ export function* pciResetFunction(k: Kernel, dev: PciDev, outcome: FlrOutcome): 
   dev.deviceLock.unlock();
   yield `${dev.name}: pci_reset_function() = ${errName(rc)}`;
   return rc;
+}
+
+/**
+ * pci_bridge_secondary_bus_reset(): assert and deassert Secondary Bus Reset on the function's
+ * upstream port (pcibios_reset_secondary_bus()), then pci_bridge_wait_for_secondary_bus(): the
+ * 100 ms the spec asks for, and the ready poll of the function below. No IOMMU fence: the port's
+ * reset knows nothing of the functions below it.
+ */
+function* pciBridgeSecondaryBusReset(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<number> {
+  dev.ep.startFlr(outcome);
+  yield `${dev.name}'s port: PCI_BRIDGE_CTL_BUS_RESET set`;
+  yield* msleep(k.m, 2);
+  yield `${dev.name}'s port: PCI_BRIDGE_CTL_BUS_RESET cleared`;
+  yield* msleep(k.m, 100);
+  return yield* pciDevWait(k, dev, 'bus reset', PCIE_RESET_READY_POLL_MS - 100);
+}
+
+/**
+ * pci_bus_reset() with PCI_RESET_DO_RESET: pci_bus_lock() (the device lock of every function on the
+ * bus: here the one function below the port), the secondary bus reset, pci_bus_unlock(). It
+ * neither saves nor restores config space: the drivers' slot_reset() callbacks do.
+ */
+function* pciBusReset(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<number> {
+  yield* dev.deviceLock.lock();
+  // pci_bridge_wait_for_secondary_bus(): no function left below the port, nothing to wait for
+  const ret = dev.removed ? 0 : yield* pciBridgeSecondaryBusReset(k, dev, outcome);
+  dev.deviceLock.unlock();
+  return ret;
+}
+
+/**
+ * pci_bus_error_reset(): the error recovery's reset of the bridge's subordinate bus: a hotplug
+ * slot reset if every slot has one (none is modelled), else a secondary bus reset. Neither calls
+ * pci_dev_reset_iommu_prepare()/done(): in mainline the fence is in the pci_reset_fn_methods[]
+ * only, and the v4 series adds none here.
+ */
+export function* pciBusErrorReset(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<number> {
+  return yield* pciBusReset(k, dev, outcome);
 }
 
 /**

@@ -517,6 +517,36 @@ export const LIMITS: readonly LimitWitness[] = [
     },
   },
   {
+    id: 'aer-recovery-unfenced',
+    source:
+      "P05/P11 (their changelog and comment count on AER; the review: 'We do need to push a pci error event')",
+    property: 'liveness-after-reset',
+    why:
+      'the hung dev0 is quarantined (broken); AER recovery resets it by a secondary bus reset of its ' +
+      'Port (pcie_do_recovery() -> pci_bus_error_reset()), which never calls pci_dev_reset_iommu_prepare()/' +
+      'done(): reset_device_done() does not run, so the device answers again but stays blocked and ' +
+      "ats_broken. The series' own text names AER as a recovery that lifts the quarantine; the " +
+      'default search does not generate AER recoveries (impl/pci/pcie/err.ts)',
+    scenario: {
+      topology: oneDevice(),
+      rounds: [
+        [{ kind: 'hang', dev: 0 }],
+        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+        [{ kind: 'aer', cpu: 0, dev: 0, outcome: 'ok' }],
+      ],
+      choices: [],
+    },
+    control: {
+      topology: oneDevice(),
+      rounds: [
+        [{ kind: 'hang', dev: 0 }],
+        [{ kind: 'unmap', cpu: 0, domain: 0, iova: 0 }],
+        [{ kind: 'reset', cpu: 0, dev: 0, outcome: 'ok' }],
+      ],
+      choices: [],
+    },
+  },
+  {
     id: 'dma-alias-premature-unblock',
     source: 'P04 FIXME',
     property: 'quarantine-lifted-only-by-reset',
