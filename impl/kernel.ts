@@ -207,6 +207,11 @@ export class ArmSmmuCmdq {
   readonly atcSyncTimeouts: boolean[];
   /** cmdq_err_lock (P14): serialises a CMDQ_ERR drain with this queue's own error interrupt. */
   readonly cmdqErrLock: SpinLock;
+  /**
+   * nr_errs_skipped, a field the sync-behind-failure fix adds: how many CMDQ errors
+   * __arm_smmu_cmdq_skip_err() has skipped (a count: GERRORN's bit would toggle back after two).
+   */
+  nrErrsSkipped = 0;
   /** Appended to the issuer's step labels that name a slot: '' for smmu->cmdq. */
   readonly where: string;
   constructor(

@@ -2,8 +2,9 @@
  * Variants: a preset (which code base) plus catalog flags (each puts one bug back).
  *
  * `v.patch(n)` reads "patch n/24 of the v4 series is applied"; `v.bug(id)` reads "the catalog
- * bug `id` is put back". Kernel code tests them in the one place the patch changed, so a
- * reviewer reads the branch as the diff.
+ * bug `id` is put back"; `v.fix(id)` reads "the fix proposed for v4's own finding is applied"
+ * (a `fix-<id>` in the name, FIXES). Kernel code tests them in the one place the patch changed,
+ * so a reviewer reads the branch as the diff.
  */
 
 export type Preset = 'mainline' | 'v4' | 'v4-minimal';
@@ -146,34 +147,97 @@ export const FLAGS = [
 
 export type FlagId = (typeof FLAGS)[number]['id'];
 
+export interface FixInfo {
+  readonly id: string;
+  /** The finding it fixes: reports/findings/<finding>.md. */
+  readonly finding: string;
+  readonly summary: string;
+}
+
+/**
+ * Fixes proposed for v4's own findings (reports/findings/, each page's "Proposed fix"): what v5
+ * would change. Off in every preset; `v4+fix-<id>` turns one on, `v4-fixed` all of them.
+ */
+export const FIXES = [
+  {
+    id: 'sync-behind-failure',
+    finding: 'sync-queued-behind-failure',
+    summary:
+      'a CMD_SYNC poll times out only after 1 s without progress of the queue, and an issuer that drained a CMDQ error ahead of its CMD_SYNC polls again',
+  },
+  {
+    id: 'left-domain-drain',
+    finding: 'invalidation-from-left-domain-into-flr',
+    summary:
+      "a master leaving a domain with ATS on drains the readers of the old domain's invs array, as when ATS goes off",
+  },
+  {
+    id: 'sfm-skip-err',
+    finding: 'sfm-drops-reported-atc-timeout',
+    summary:
+      'on Service Failure Mode the GERROR handler skips a pending CMDQ error (marking its ATC timeout) before acknowledging',
+  },
+] as const satisfies readonly FixInfo[];
+
+export type FixId = (typeof FIXES)[number]['id'];
+
+/** The name token of a fix: `fix-<id>`. */
+export const FIX_PREFIX = 'fix-';
+
+/** The alias for v4 with every fix of FIXES. */
+export const V4_FIXED = 'v4-fixed';
+
 export class VariantError extends Error {}
 
 export class Variant {
   private constructor(
     readonly preset: Preset,
     readonly flags: ReadonlySet<string>,
+    readonly fixes: ReadonlySet<string> = new Set(),
   ) {}
 
+  /**
+   * `preset[+token...]`: a token is a catalog flag, or `fix-<id>` for a fix of FIXES; both apply
+   * to v4 only, in any order and combination. `v4-fixed` is v4 with every fix.
+   */
   static parse(spec: string): Variant {
-    const [preset, ...flags] = spec.split('+');
+    const [head, ...tokens] = spec.split('+');
+    const preset = head === V4_FIXED ? 'v4' : head;
     if (!PRESETS.includes(preset as Preset)) {
-      throw new VariantError(`unknown variant preset '${preset}' (known: ${PRESETS.join(', ')})`);
+      throw new VariantError(
+        `unknown variant preset '${head}' (known: ${[...PRESETS, V4_FIXED].join(', ')})`,
+      );
     }
-    for (const f of flags) {
-      if (!FLAGS.some((x) => x.id === f)) {
+    const flags = new Set<string>();
+    const fixes = new Set<string>(head === V4_FIXED ? FIXES.map((x) => x.id) : []);
+    for (const t of tokens) {
+      if (t.startsWith(FIX_PREFIX)) {
+        const id = t.slice(FIX_PREFIX.length);
+        if (!FIXES.some((x) => x.id === id)) {
+          throw new VariantError(
+            `unknown fix '${t}' in variant '${spec}' (known: ${FIXES.map((x) => FIX_PREFIX + x.id).join(', ')})`,
+          );
+        }
+        fixes.add(id);
+      } else if (FLAGS.some((x) => x.id === t)) {
+        flags.add(t);
+      } else {
         throw new VariantError(
-          `unknown flag '${f}' in variant '${spec}' (known: ${FLAGS.map((x) => x.id).join(', ')})`,
+          `unknown flag '${t}' in variant '${spec}' (known: ${FLAGS.map((x) => x.id).join(', ')}; fixes: ${FIXES.map((x) => FIX_PREFIX + x.id).join(', ')})`,
         );
       }
     }
-    if (preset !== 'v4' && flags.length > 0) {
-      throw new VariantError(`flags apply to v4, not to ${preset}: '${spec}'`);
+    if (preset !== 'v4' && tokens.length > 0) {
+      throw new VariantError(`flags and fixes apply to v4, not to ${preset}: '${spec}'`);
     }
-    return new Variant(preset as Preset, new Set(flags));
+    return new Variant(preset as Preset, flags, fixes);
   }
 
+  /** The canonical name, which parses back to this variant: `v4-fixed` when every fix is on. */
   get name(): string {
-    return [this.preset, ...[...this.flags].sort()].join('+');
+    const allFixed = this.preset === 'v4' && FIXES.every((x) => this.fixes.has(x.id));
+    const fixes = allFixed ? [] : [...this.fixes].sort().map((id) => FIX_PREFIX + id);
+    return [allFixed ? V4_FIXED : this.preset, ...fixes, ...[...this.flags].sort()].join('+');
   }
 
   /** Patch n/24 of "[PATCH v4] iommu/arm-smmu-v3: Quarantine device upon ATC invalidation timeout". */
@@ -198,8 +262,18 @@ export class Variant {
   bug(id: FlagId): boolean {
     return this.flags.has(id);
   }
+
+  /** A fix proposed for one of v4's own findings (FIXES) that this variant applies. */
+  fix(id: FixId): boolean {
+    return this.fixes.has(id);
+  }
 }
 
 export function listVariants(): string[] {
   return [...PRESETS, ...FLAGS.map((f) => `v4+${f.id}`)];
+}
+
+/** The variants with fixes of v4's findings: each fix alone, then all of them (`v4-fixed`). */
+export function listFixVariants(): string[] {
+  return [...FIXES.map((f) => `v4+${FIX_PREFIX}${f.id}`), V4_FIXED];
 }

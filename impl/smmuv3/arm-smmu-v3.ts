@@ -267,21 +267,17 @@ export function* armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, iova: num
 }
 
 /**
- * Publish a domain's new invs array. When the attach turns the master's ATS off, wait (write
+ * Publish a domain's new invs array. With `drain` (the attach turns the master's ATS off; with
+ * the left-domain-drain fix, also when the master leaves this domain with ATS on), wait (write
  * lock) for every ATS invalidation still walking the old array; either way mark the old one
- * old. (Moving between domains with ATS on does not wait: readers of the old array may still
- * hold inv->master, which is why release_device waits a grace period, P17.)
+ * old. (In v4, moving between domains with ATS on does not wait: readers of the old array may
+ * still hold inv->master, which is why release_device waits a grace period, P17.)
  */
-function* armSmmuInstallDomainInvs(
-  k: Kernel,
-  domain: IommuDomain,
-  next: ArmSmmuInvs,
-  atsDisabled: boolean,
-): Proc {
+function* armSmmuInstallDomainInvs(k: Kernel, domain: IommuDomain, next: ArmSmmuInvs, drain: boolean): Proc {
   const prev = domain.invs;
   domain.invs = next; // rcu_assign_pointer
   yield `domain ${domain.id}: publish invs`;
-  if (!atsDisabled) {
+  if (!drain) {
     prev.old = true;
     return;
   }
@@ -450,8 +446,17 @@ export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): 
     }
     master.atsEnabled = atsEnabled;
     if (old && old !== domain && old.type === 'paging') {
-      if (old.invs.inv.some((i) => i.master === master)) old.nrAtsMasters--;
-      yield* armSmmuInstallDomainInvs(k, old, withoutMaster(old.invs, master), atsDisabled);
+      const leftWithAts = old.invs.inv.some((i) => i.master === master);
+      if (leftWithAts) old.nrAtsMasters--;
+      // Fix (invalidation-from-left-domain-into-flr): the master's ATS entries leave the old
+      // array, so drain its readers even when ATS stays on: an ATC_INV still walking it must not
+      // reach the device after this attach (a reset's prepare drains only the current array).
+      yield* armSmmuInstallDomainInvs(
+        k,
+        old,
+        withoutMaster(old.invs, master),
+        atsDisabled || (k.v.fix('left-domain-drain') && leftWithAts),
+      );
       yield `${dev.name}: drop invs from domain ${old.id}`;
     }
     master.domain = domain;

@@ -39,6 +39,9 @@ export const ARM_SMMU_POLL_TIMEOUT_US = 1_000_000;
 
 const INT_MIN = -0x80000000;
 
+/** The CONS register's index and wrap bit, without its error field. */
+const consPtr = (cmdq: ArmSmmuCmdq): number => cmdq.hw.cons & ~(0x7f << CMDQ_CONS_ERR_SHIFT);
+
 /** arm_smmu_cmdq_supports_cmd() (arm-smmu-v3.h): a queue without a filter takes every command. */
 export function armSmmuCmdqSupportsCmd(cmdq: ArmSmmuCmdq, cmd: Cmd): boolean {
   return cmdq.supportsCmd === null || cmdq.supportsCmd(cmd);
@@ -201,11 +204,26 @@ export function* armSmmuCmdqIssueCmdlist(
   // 5. If we are inserting a CMD_SYNC, we must wait for it to complete
   if (sync) {
     llq.prod = syncProd;
-    ret = yield* armSmmuCmdqPollUntilSync(k, cmdq, llq);
+    for (;;) {
+      // Fix (sync-queued-behind-failure): what the queue looks like as this poll starts
+      const cons = consPtr(cmdq);
+      const skipped = cmdq.nrErrsSkipped;
+      const published = queueConsumed(shift, { prod: syncProd, cons: cmdq.ownerProd }, syncProd);
+      ret = yield* armSmmuCmdqPollUntilSync(k, cmdq, llq);
 
-    // P15: a late GERROR IRQ must not hide our ATC timeout: drain CMDQ_ERR ourselves
-    if (v.patch(15) && !v.bug('late-isr-misclassified') && ret && cmdq.cmdqErrHandler) {
-      yield* cmdq.cmdqErrHandler(k, cmdq);
+      // P15: a late GERROR IRQ must not hide our ATC timeout: drain CMDQ_ERR ourselves
+      if (v.patch(15) && !v.bug('late-isr-misclassified') && ret && cmdq.cmdqErrHandler) {
+        yield* cmdq.cmdqErrHandler(k, cmdq);
+      }
+
+      // Fix (sync-queued-behind-failure): a poll timeout is the SMMU's only if the SMMU had our
+      // CMD_SYNC for the whole poll (the owner had handed PROD over past it when it started) and
+      // the queue made no progress meanwhile: CONS did not move and no CMDQ error was skipped (by
+      // the GERROR handler or by a drain, ours above included). Otherwise our CMD_SYNC waited
+      // behind someone else's stall: poll again for its own outcome. (Bit set: -EIO below.)
+      if (!ret || !v.fix('sync-behind-failure') || cmdq.atcSyncTimeouts[qIdx(shift, syncProd)]) break;
+      const consumed = queueConsumed(shift, { prod: syncProd, cons: cmdq.hw.cons }, syncProd);
+      if (published && !consumed && consPtr(cmdq) === cons && cmdq.nrErrsSkipped === skipped) break;
     }
 
     if (v.patch(12) && cmdq.atcSyncTimeouts[qIdx(shift, syncProd)]) {
@@ -242,6 +260,8 @@ const cerrorStr = ['No error', 'Illegal command', 'Abort on command fetch', 'ATC
 export function __armSmmuCmdqSkipErr(k: Kernel, cmdq: ArmSmmuCmdq): void {
   const { m, v } = k;
   const cons = cmdq.hw.cons;
+  // Fix (sync-queued-behind-failure): count the CMDQ errors skipped, for pollers behind them
+  if (v.fix('sync-behind-failure')) cmdq.nrErrsSkipped++;
   const idx = (cons >>> CMDQ_CONS_ERR_SHIFT) & 0x7f;
   m.printk('err', `arm-smmu-v3: CMDQ error (cons ${hex(cons)}): ${cerrorStr[idx] ?? 'Unknown'}`);
   switch (idx) {
@@ -297,6 +317,9 @@ export function* armSmmuGerrorHandler(k: Kernel): Proc {
   if (active & GERROR_SFM_ERR) {
     if (v.patch(13)) {
       // P13: the SMMU is being disabled, so other errors don't matter
+      // Fix (sfm-drops-reported-atc-timeout): except an ATC timeout the issuer will read from
+      // the bitmap (P12): mark it before acknowledging, as the full path below does.
+      if (v.fix('sfm-skip-err') && active & GERROR_CMDQ_ERR) __armSmmuCmdqSkipErr(k, cmdq);
       hw.gerrorn = gerror;
       if (locked) yield* cmdq.cmdqErrLock.unlock(true);
       m.printk('err', 'arm-smmu-v3: device has entered Service Failure Mode!');

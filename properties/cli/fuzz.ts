@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { listVariants, Variant, VariantError } from '../../impl/variants.ts';
+import { listFixVariants, listVariants, Variant, VariantError } from '../../impl/variants.ts';
 import { fmtScenario, fmtTimeline } from '../../reports/counterexample.ts';
 import { RunReport } from '../../reports/run-report.ts';
 import type { Summary, SummaryCoverage } from '../../reports/summary.ts';
@@ -224,7 +224,8 @@ async function main(): Promise<number> {
   let args: Args;
   const values = parse().values;
   if (values['list-variants']) {
-    for (const v of listVariants()) process.stdout.write(`${v}\n`);
+    // Then the fixes of v4's own findings (impl/variants.ts FIXES), which combine with flags.
+    for (const v of [...listVariants(), ...listFixVariants()]) process.stdout.write(`${v}\n`);
     return 0;
   }
   try {
