@@ -1,6 +1,6 @@
 /**
  * npm run catalog [-- --json] [--seeds K] [--runs N] [--budget SECONDS] [--strategy uniform|pct|both]
- *                  [--flag ID ...]
+ *                  [--base v4|v4-fixed] [--flag ID ...]
  *
  * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
  * with the generic scenario arbitraries (for each modelled known limit: fails under v4 with the
@@ -9,8 +9,11 @@
  * changes); shrink; report detection, the property that fired, runs and milliseconds to detect (median,
  * max), shrink time and the shrunk size beside the witness's size; and the protocol coverage
  * (properties/coverage.ts) of the searches under v4+flag, per row and over all rows.
+ * `--base v4-fixed` searches v4 with the fixes proposed for its own findings instead (flag rows:
+ * fails under v4-fixed+flag, passes under v4-fixed), where a flag cannot be credited with one of
+ * v4's own bugs that its different timing reaches.
  */
-import { catalogRows, type Detection, detect } from '../catalog.ts';
+import { type Base, BASES, catalogRows, type Detection, detect } from '../catalog.ts';
 import { Coverage, fmtCoverageLine } from '../coverage.ts';
 import { scenarioSize } from '../scenario.ts';
 import { LIMITS, WITNESSES } from '../witnesses/witnesses.ts';
@@ -36,6 +39,7 @@ function main(): number {
       runs: { type: 'string' },
       budget: { type: 'string' },
       strategy: { type: 'string' },
+      base: { type: 'string' },
       flag: { type: 'string', multiple: true },
     },
   });
@@ -53,6 +57,9 @@ function main(): number {
   const strategy = values.strategy ?? 'both';
   if (!['uniform', 'pct', 'both'].includes(strategy))
     fail(`unknown --strategy '${strategy}' (known: uniform, pct, both)`);
+  const base = values.base ?? 'v4';
+  if (!(BASES as readonly string[]).includes(base))
+    fail(`unknown --base '${base}' (known: ${BASES.join(', ')})`);
   const rows = catalogRows();
   const ids = values.flag ?? rows;
   for (const id of ids) if (!rows.includes(id)) fail(`unknown row '${id}' (known: ${rows.join(', ')})`);
@@ -68,8 +75,9 @@ function main(): number {
           timeMs: budgetMs,
           strategy: strategy as 'uniform' | 'pct',
           coverage,
+          base: base as Base,
         });
-      const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs / 2, coverage };
+      const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs / 2, coverage, base: base as Base };
       const u = detect(id, seed, { ...opts, strategy: 'uniform' });
       return u.detected ? u : detect(id, seed, { ...opts, strategy: 'pct' });
     };
@@ -104,6 +112,7 @@ function main(): number {
         seeds,
         runs,
         budgetMs,
+        base,
         entries,
         coverage: {
           ops: { visited: total.ops.visited, total: total.ops.total, never: total.ops.never },
@@ -136,7 +145,7 @@ function main(): number {
     process.stdout.write(`${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
     for (const r of rows) process.stdout.write(`${line(r)}\n`);
     process.stdout.write(
-      `\n${seeds} seeds per row, ${runs === null ? '' : `${runs} runs or `}${budgetMs / 1000} s per seed, strategy ${strategy}\n`,
+      `\n${seeds} seeds per row, ${runs === null ? '' : `${runs} runs or `}${budgetMs / 1000} s per seed, strategy ${strategy}, base ${base}\n`,
     );
     process.stdout.write(`coverage of the searches (all rows): ${fmtCoverageLine(total)}\n`);
   }

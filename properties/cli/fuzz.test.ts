@@ -46,6 +46,8 @@ describe('npm run fuzz', () => {
   test.each([
     [['--variant', 'v5'], /unknown variant preset 'v5'/],
     [['--variant', 'v4+no-such-bug'], /unknown flag 'no-such-bug'/],
+    [['--variant', 'v4+fix-no-such-fix'], /unknown fix 'fix-no-such-fix'/],
+    [['--variant', 'v4-minimal+fix-sfm-skip-err'], /flags and fixes apply to v4, not to v4-minimal/],
     [['--runs', 'ten'], /--runs takes a whole number/],
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['--runs', '5', '--time', '5'], /--runs or --time, not both/],
