@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FLAGS, Variant } from '../../impl/variants.ts';
 import { runScenario } from '../runner.ts';
-import { LIMITS, MASKED, WITNESSES } from './witnesses.ts';
+import { LIMITS, MASKED, NOT_ON_FIXED, ON_FIXED, WITNESSES } from './witnesses.ts';
 
 describe.each(WITNESSES)('witness for $flag', (w) => {
   test(`fails ${w.property} under v4+${w.flag}`, () => {
@@ -34,4 +34,32 @@ describe.each(LIMITS.filter((l) => l.scenario !== null))('known limit $id', (l) 
   test('and its control, without the condition the limit needs, passes under v4', () => {
     expect(runScenario(l.control!, Variant.parse('v4')).violations).toEqual([]);
   });
+});
+
+// On v4 with its own findings fixed, every flag's bug still shows (its witness, or the one
+// ON_FIXED gives), except the two NOT_ON_FIXED explains: a flag is not only a way into one of v4's bugs.
+describe.each(
+  WITNESSES.filter((w) => !NOT_ON_FIXED.some((n) => n.flag === w.flag)).map(
+    (w) => ON_FIXED.find((f) => f.flag === w.flag) ?? w,
+  ),
+)('on v4-fixed, the witness for $flag', (w) => {
+  test(`fails ${w.property} under v4-fixed+${w.flag}`, () => {
+    const r = runScenario(w.scenario, Variant.parse(`v4-fixed+${w.flag}`));
+    expect(r.violations.map((v) => v.property)).toContain(w.property);
+  });
+  test('passes under v4-fixed', () => {
+    expect(runScenario(w.scenario, Variant.parse('v4-fixed')).violations).toEqual([]);
+  });
+});
+
+test('ON_FIXED replaces only witnesses that v4-fixed hides; NOT_ON_FIXED only flags with a witness', () => {
+  for (const f of ON_FIXED) {
+    const w = WITNESSES.find((x) => x.flag === f.flag)!;
+    expect(runScenario(w.scenario, Variant.parse(`v4-fixed+${f.flag}`)).violations, f.flag).toEqual([]);
+  }
+  for (const n of NOT_ON_FIXED) {
+    const w = WITNESSES.find((x) => x.flag === n.flag)!;
+    expect(runScenario(w.scenario, Variant.parse(`v4-fixed+${n.flag}`)).violations, n.flag).toEqual([]);
+    expect(ON_FIXED.some((f) => f.flag === n.flag)).toBe(false);
+  }
 });

@@ -448,6 +448,119 @@ export const MASKED: readonly { readonly flag: string; readonly maskedBy: string
   },
 ];
 
+/**
+ * On v4 with its own findings fixed (`v4-fixed`, impl/variants.ts FIXES), a flag's bug may need
+ * another scenario: the fixes change what happens after a CMD_SYNC poll times out (an issuer
+ * waits for its own CMD_SYNC) and what an attach drains. Every witness above also fails with its
+ * flag on v4-fixed and passes there without it, except those replaced here and those in
+ * NOT_ON_FIXED. (Found by targeted searches and `npm run catalog -- --base v4-fixed`, fourth
+ * session.)
+ */
+export const ON_FIXED: readonly Omit<Witness, 'origin'>[] = [
+  {
+    flag: 'stale-atc-timeout-bit',
+    property: 'refinement',
+    why:
+      "dev0's ATC timeout sets its slot's bit; the issuer reads it (-EIO) and the slot is reused by a " +
+      "later batch for dev1 without clearing it: the healthy dev1 is blamed and quarantined (v4's " +
+      'witness reached the stale bit through a plain timeout, which the fixed issuer no longer takes)',
+    scenario: {
+      topology: {
+        cpus: 1,
+        devices: [
+          { ats: true, sids: 1, quirk: false },
+          { ats: true, sids: 1, quirk: false },
+        ],
+        gerrorIrqCpu: 0,
+        queueShift: 2,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 1,
+      },
+      rounds: [
+        [
+          { kind: 'hang', dev: 0 },
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+        ],
+      ],
+      choices: [1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1],
+    },
+  },
+  {
+    flag: 'atc-inv-to-broken',
+    property: 'bounded-atc-errors',
+    why:
+      'two unmaps and a re-attach of the hung dev0 to its own domain: with the flag each keeps sending ' +
+      "ATC_INV to the broken master, and five CMD_SYNCs fail on it (v4's 3-operation witness got " +
+      'there faster through plain timeouts)',
+    scenario: {
+      topology: oneDevice({ cpus: 2, queueShift: 2, batchEntries: 2, iovas: 2 }),
+      rounds: [
+        [{ kind: 'hang', dev: 0 }],
+        [
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+          { kind: 'unmap', cpu: 1, domain: 0, iova: 1 },
+          { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
+        ],
+      ],
+      choices: [],
+    },
+  },
+  {
+    flag: 'master-freed-under-rcu',
+    property: 'no-use-after-free',
+    why:
+      "the unmap walks domain 0's array A and its per-SID retry spends about 1 s on the hung dev0; a " +
+      're-attach of dev1 to the same domain publishes array B without draining A (dev1 does not ' +
+      'leave, so the left-domain-drain fix does not apply), the unplug drains only B and, without the ' +
+      "grace period, frees dev1's master, which the retry then reads through A's inv->master (v4's " +
+      'witness moved dev0 to another domain, which the fix now drains)',
+    scenario: {
+      topology: {
+        cpus: 3,
+        devices: [
+          { ats: true, sids: 1 },
+          { ats: true, sids: 1 },
+        ],
+        gerrorIrqCpu: 2,
+        queueShift: 4,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 1,
+      },
+      rounds: [
+        [{ kind: 'hang', dev: 0 }],
+        [
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+          { kind: 'attach', cpu: 1, dev: 1, domain: 0 },
+          { kind: 'unplug', cpu: 2, dev: 1 },
+        ],
+      ],
+      choices: [],
+    },
+  },
+];
+
+/** Flags whose bug no search reached on v4-fixed, and why (fourth session). */
+export const NOT_ON_FIXED: readonly { readonly flag: string; readonly why: string }[] = [
+  {
+    flag: 'full-queue-stall',
+    why:
+      'the livelock needs the 4-entry queue full of entries nobody waits for while CMDQ_ERR is pending: ' +
+      'in v4 an issuer gives up on its CMD_SYNC with a plain timeout behind a refetched failing one, ' +
+      'leaving orphans; the fixed issuer leaves only when its own CMD_SYNC is done, so at most one ' +
+      'orphan exists and any issuer still polling drains the error (1.6M targeted runs: nothing)',
+  },
+  {
+    flag: 'reset-clears-broken-midway',
+    why:
+      "the race needs the reset prepare's own ATC flush, queued behind the unmap's failing retry, to " +
+      'return a plain timeout (so the prepare skips its retry and reaches done while the unmap has not ' +
+      'yet set ats_broken); the fixed issuer gets -EIO and its retry queues on ats_broken_lock behind ' +
+      "the unmap's, so done comes after (1.7M targeted runs: nothing; on v4 every hit had the plain timeout)",
+  },
+];
+
 export interface LimitWitness {
   readonly id: string;
   readonly source: string;
