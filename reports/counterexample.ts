@@ -3,7 +3,7 @@
  * interleaving diagram with the kernel log inline.
  */
 import { fmtOp, type Topology } from '../impl/system.ts';
-import { FLAGS } from '../impl/variants.ts';
+import { FIX_PREFIX, FIXES, FLAGS, V4_FIXED } from '../impl/variants.ts';
 import { PROPERTIES } from '../properties/invariants.ts';
 import type { RunResult } from '../properties/runner.ts';
 import type { Scenario } from '../properties/scenario.ts';
@@ -57,7 +57,8 @@ export function fmtTimeline(run: RunResult, width = 80): string {
 
 /** What a variant is, in words: the preset, and for each flag the bug it puts back. */
 export function describeVariant(name: string): string {
-  const [preset, ...flags] = name.split('+');
+  const [head, ...tokens] = name.split('+');
+  const preset = head === V4_FIXED ? 'v4' : head;
   const base =
     preset === 'mainline'
       ? 'mainline: the kernel before the series'
@@ -66,12 +67,30 @@ export function describeVariant(name: string): string {
         : preset === 'v4-minimal'
           ? 'v4-minimal: the driver-only design asked for in review (no core worker, blame the batch)'
           : `${preset}`;
-  if (flags.length === 0) return base;
+  const fixIds = [
+    ...(head === V4_FIXED ? FIXES.map((f) => f.id) : []),
+    ...tokens.filter((t) => t.startsWith(FIX_PREFIX)).map((t) => t.slice(FIX_PREFIX.length)),
+  ];
+  const flags = tokens.filter((t) => !t.startsWith(FIX_PREFIX));
+  const fixes = fixIds.map((id) => {
+    const info = FIXES.find((x) => x.id === id);
+    return info === undefined ? id : `${FIX_PREFIX}${id} (for ${info.finding}): ${info.summary}`;
+  });
   const bugs = flags.map((f) => {
     const info = FLAGS.find((x) => x.id === f);
     return info === undefined ? f : `${f} (${info.source}): ${info.summary}`;
   });
-  return `${base}, with ${bugs.length === 1 ? 'one bug' : `${bugs.length} bugs`} put back: ${bugs.join('; ')}`;
+  return [
+    base,
+    ...(fixes.length === 0
+      ? []
+      : [
+          `with ${fixes.length === 1 ? 'one fix' : `${fixes.length} fixes`} of its findings: ${fixes.join('; ')}`,
+        ]),
+    ...(bugs.length === 0
+      ? []
+      : [`with ${bugs.length === 1 ? 'one bug' : `${bugs.length} bugs`} put back: ${bugs.join('; ')}`]),
+  ].join(', ');
 }
 
 const FIELD = 10;

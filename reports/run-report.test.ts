@@ -134,6 +134,18 @@ describe('pieces', () => {
     );
   });
 
+  it('describeVariant names the fixes of v4-fixed and of fix- tokens, beside the bugs', () => {
+    const all = describeVariant('v4-fixed+late-isr-misclassified');
+    expect(all).toMatch(
+      /^v4: the series as posted, with 3 fixes of its findings: fix-sync-behind-failure \(for sync-queued-behind-failure\)/,
+    );
+    expect(all).toMatch(/one bug put back: late-isr-misclassified \(P15\)/);
+    expect(describeVariant('v4+fix-sfm-skip-err')).toMatch(
+      /with one fix of its findings: fix-sfm-skip-err \(for sfm-drops-reported-atc-timeout\)/,
+    );
+    expect(describeVariant('v4+fix-sfm-skip-err')).not.toMatch(/put back/);
+  });
+
   it('junit: escaping, and one passing test case when nothing was found', () => {
     expect(xmlEscape(`a<b>&"c'\u0001`)).toBe('a&lt;b&gt;&amp;&quot;c&apos;');
     const s = {
