@@ -2,7 +2,8 @@
  * The fidelity table, read from the code itself: every impl function whose doc comment names a
  * kernel function, the patches that branch inside it (`v.patch(n)`: Pnn of seed 002's v4 series;
  * `v.atsPatch(n)`: "000 n/5" of seed 000's; `v.minimal`: where the v4-minimal design departs)
- * and the catalog flags that do (`v.bug('id')`). impl/README.md holds its output; a test keeps it true.
+ * and the catalog flags that do (`v.bug('id')`), with the fixes proposed for v4's findings
+ * (`v.fix('id')`, shown as fix-id). impl/README.md holds its output; a test keeps it true.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -56,7 +57,10 @@ export function fidelityRows(implDir: string): FidelityRow[] {
         ...[...new Set(p000)].sort((a, b) => a - b).map((n) => `000 ${n}/5`),
         ...(/\.v\.minimal\b/.test(body) ? ['v4-minimal'] : []),
       ];
-      const flags = [...body.matchAll(/\.bug\('([a-z-]+)'\)/g)].map((x) => x[1]!);
+      const flags = [
+        ...[...body.matchAll(/\.bug\('([a-z-]+)'\)/g)].map((x) => x[1]!),
+        ...[...body.matchAll(/\.fix\('([a-z-]+)'\)/g)].map((x) => `fix-${x[1]!}`),
+      ];
       rows.push({
         kernel: m[1]!,
         impl: decl[1]!,
