@@ -3,7 +3,7 @@
  * interleaving diagram with the kernel log inline.
  */
 import { fmtOp, type Topology } from '../impl/system.ts';
-import { FIX_PREFIX, FIXES, FLAGS, V4_FIXED } from '../impl/variants.ts';
+import { FIX_PREFIX, FIXES, FLAGS, Variant } from '../impl/variants.ts';
 import { PROPERTIES } from '../properties/invariants.ts';
 import type { RunResult } from '../properties/runner.ts';
 import type { Scenario } from '../properties/scenario.ts';
@@ -55,30 +55,27 @@ export function fmtTimeline(run: RunResult, width = 80): string {
   );
 }
 
-/** What a variant is, in words: the preset, and for each flag the bug it puts back. */
+/**
+ * What a variant is, in words: the preset, each fix of its findings, and for each flag the bug it
+ * puts back. `name` is a variant's name (Variant.parse takes it).
+ */
 export function describeVariant(name: string): string {
-  const [head, ...tokens] = name.split('+');
-  const preset = head === V4_FIXED ? 'v4' : head;
+  const v = Variant.parse(name);
   const base =
-    preset === 'mainline'
+    v.preset === 'mainline'
       ? 'mainline: the kernel before the series'
-      : preset === 'v4'
+      : v.preset === 'v4'
         ? 'v4: the series as posted'
-        : preset === 'v4-minimal'
-          ? 'v4-minimal: the driver-only design asked for in review (no core worker, blame the batch)'
-          : `${preset}`;
-  const fixIds = [
-    ...(head === V4_FIXED ? FIXES.map((f) => f.id) : []),
-    ...tokens.filter((t) => t.startsWith(FIX_PREFIX)).map((t) => t.slice(FIX_PREFIX.length)),
-  ];
-  const flags = tokens.filter((t) => !t.startsWith(FIX_PREFIX));
+        : 'v4-minimal: the driver-only design asked for in review (no core worker, blame the batch)';
+  // In the order the canonical name gives them: v4-fixed's in FIXES order, tokens sorted.
+  const fixIds = FIXES.every((f) => v.fix(f.id)) ? FIXES.map((f) => f.id) : [...v.fixes].sort();
   const fixes = fixIds.map((id) => {
-    const info = FIXES.find((x) => x.id === id);
-    return info === undefined ? id : `${FIX_PREFIX}${id} (for ${info.finding}): ${info.summary}`;
+    const f = FIXES.find((x) => x.id === id)!;
+    return `${FIX_PREFIX}${id} (for ${f.finding}): ${f.summary}`;
   });
-  const bugs = flags.map((f) => {
-    const info = FLAGS.find((x) => x.id === f);
-    return info === undefined ? f : `${f} (${info.source}): ${info.summary}`;
+  const bugs = [...v.flags].sort().map((id) => {
+    const f = FLAGS.find((x) => x.id === id)!;
+    return `${id} (${f.source}): ${f.summary}`;
   });
   return [
     base,
