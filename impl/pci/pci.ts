@@ -36,10 +36,10 @@ export function* pcieFlr(k: Kernel, dev: PciDev, outcome: FlrOutcome): Proc<numb
 }
 
 /**
- * The reset itself, as FLR, _RST and a bus reset all do it to the function, inside the IOMMU
- * fence (P04 passes the result to done()). The endpoint does `outcome`.
+ * The IOMMU fence every reset method puts around its reset (P04 passes the result to done()):
+ * prepare, `reset`, done.
  */
-function* fencedFunctionReset(k: Kernel, dev: PciDev, outcome: FlrOutcome, how: string): Proc<number> {
+function* fencedReset(k: Kernel, dev: PciDev, reset: () => Proc<number>): Proc<number> {
   // Seed 003 is about resets without this fence: the bug puts that state back.
   const fenced = !k.v.bug('inv-during-flr');
   let ret = fenced ? yield* pciDevResetIommuPrepare(k, dev) : 0;
@@ -47,12 +47,22 @@ function* fencedFunctionReset(k: Kernel, dev: PciDev, outcome: FlrOutcome, how: 
     k.m.printk('err', `${dev.name}: failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
     return ret;
   }
-  dev.ep.startFlr(outcome);
-  yield `${dev.name}: initiate ${how}`;
-  yield* msleep(k.m, 100);
-  ret = yield* pciDevWait(k, dev, how, PCIE_RESET_READY_POLL_MS);
+  ret = yield* reset();
   if (fenced) yield* pciDevResetIommuDone(k, dev, ret);
   return ret;
+}
+
+/**
+ * The reset itself, as FLR, _RST and a bus reset all do it to the function, inside the IOMMU
+ * fence. The endpoint does `outcome`.
+ */
+function* fencedFunctionReset(k: Kernel, dev: PciDev, outcome: FlrOutcome, how: string): Proc<number> {
+  return yield* fencedReset(k, dev, function* () {
+    dev.ep.startFlr(outcome);
+    yield `${dev.name}: initiate ${how}`;
+    yield* msleep(k.m, 100);
+    return yield* pciDevWait(k, dev, how, PCIE_RESET_READY_POLL_MS);
+  });
 }
 
 /**
@@ -113,22 +123,15 @@ function* pciPmReset(k: Kernel, dev: PciDev, probe: boolean, outcome: FlrOutcome
   // !dev->pm_cap, PCI_DEV_FLAGS_NO_PM_RESET, or csr & PCI_PM_CTRL_NO_SOFT_RESET
   if (!dev.pmReset) return ENOTTY;
   if (probe) return 0;
-  // Seed 003 is about resets without this fence: the bug puts that state back.
-  const fenced = !k.v.bug('inv-during-flr');
-  let ret = fenced ? yield* pciDevResetIommuPrepare(k, dev) : 0;
-  if (ret) {
-    k.m.printk('err', `${dev.name}: failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
-    return ret;
-  }
-  yield `${dev.name}: PCI_PM_CTRL = D3hot`;
-  yield* msleep(k.m, PCI_PM_D3HOT_WAIT_MS);
-  // The D3hot->D0 transition is the reset (No_Soft_Reset clear).
-  dev.ep.startFlr(outcome);
-  yield `${dev.name}: PCI_PM_CTRL = D0: the function resets`;
-  yield* msleep(k.m, PCI_PM_D3HOT_WAIT_MS);
-  ret = yield* pciDevWait(k, dev, 'PM D3hot->D0', PCIE_RESET_READY_POLL_MS);
-  if (fenced) yield* pciDevResetIommuDone(k, dev, ret);
-  return ret;
+  return yield* fencedReset(k, dev, function* () {
+    yield `${dev.name}: PCI_PM_CTRL = D3hot`;
+    yield* msleep(k.m, PCI_PM_D3HOT_WAIT_MS);
+    // The D3hot->D0 transition is the reset (No_Soft_Reset clear).
+    dev.ep.startFlr(outcome);
+    yield `${dev.name}: PCI_PM_CTRL = D0: the function resets`;
+    yield* msleep(k.m, PCI_PM_D3HOT_WAIT_MS);
+    return yield* pciDevWait(k, dev, 'PM D3hot->D0', PCIE_RESET_READY_POLL_MS);
+  });
 }
 
 /**
