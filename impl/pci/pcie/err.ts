@@ -91,19 +91,17 @@ export function* pcieDoRecovery(
   yield `${dev.name}'s port: AER: broadcast error_detected message`;
   status = yield* reportErrorDetected(k, dev, state, status);
   if (status === 'can_recover') status = 'recovered'; // no mmio_enabled() is modelled
+  let failed = false;
   if (status === 'need_reset' || state === 'frozen') {
-    if ((yield* resetSubordinates(k, dev)) !== 'recovered') {
-      k.m.printk('warn', `${dev.name}'s port: AER: subordinate device reset failed`);
-      yield* reportPermFailureDetected(k, dev);
-      k.m.printk('info', `${dev.name}'s port: AER: device recovery failed`);
-      return status;
-    }
+    failed = (yield* resetSubordinates(k, dev)) !== 'recovered';
+    if (failed) k.m.printk('warn', `${dev.name}'s port: AER: subordinate device reset failed`);
   }
-  if (status === 'need_reset') {
+  if (!failed && status === 'need_reset') {
     status = 'recovered';
     status = yield* reportSlotReset(k, dev, status);
   }
-  if (status !== 'recovered') {
+  // failed:
+  if (failed || status !== 'recovered') {
     yield* reportPermFailureDetected(k, dev);
     k.m.printk('info', `${dev.name}'s port: AER: device recovery failed`);
     return status;
