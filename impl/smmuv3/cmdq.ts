@@ -206,9 +206,13 @@ export function* armSmmuCmdqIssueCmdlist(
     llq.prod = syncProd;
     for (;;) {
       // Fix (sync-queued-behind-failure): what the queue looks like as this poll starts
-      const cons = consPtr(cmdq);
-      const skipped = cmdq.nrErrsSkipped;
-      const published = queueConsumed(shift, { prod: syncProd, cons: cmdq.ownerProd }, syncProd);
+      const before = v.fix('sync-behind-failure')
+        ? {
+            cons: consPtr(cmdq),
+            skipped: cmdq.nrErrsSkipped,
+            published: queueConsumed(shift, { prod: syncProd, cons: cmdq.ownerProd }, syncProd),
+          }
+        : null;
       ret = yield* armSmmuCmdqPollUntilSync(k, cmdq, llq);
 
       // P15: a late GERROR IRQ must not hide our ATC timeout: drain CMDQ_ERR ourselves
@@ -221,9 +225,10 @@ export function* armSmmuCmdqIssueCmdlist(
       // the queue made no progress meanwhile: CONS did not move and no CMDQ error was skipped (by
       // the GERROR handler or by a drain, ours above included). Otherwise our CMD_SYNC waited
       // behind someone else's stall: poll again for its own outcome. (Bit set: -EIO below.)
-      if (!ret || !v.fix('sync-behind-failure') || cmdq.atcSyncTimeouts[qIdx(shift, syncProd)]) break;
+      if (!ret || before === null || cmdq.atcSyncTimeouts[qIdx(shift, syncProd)]) break;
       const consumed = queueConsumed(shift, { prod: syncProd, cons: cmdq.hw.cons }, syncProd);
-      if (published && !consumed && consPtr(cmdq) === cons && cmdq.nrErrsSkipped === skipped) break;
+      const still = consPtr(cmdq) === before.cons && cmdq.nrErrsSkipped === before.skipped;
+      if (before.published && !consumed && still) break;
     }
 
     if (v.patch(12) && cmdq.atcSyncTimeouts[qIdx(shift, syncProd)]) {
