@@ -1,15 +1,15 @@
 /**
  * Bounded catalog run with fixed seeds: every row listed as detectable must be found by the
- * generic differential search (fails under v4+flag, passes under v4) and shrink to at most one
- * operation more than its witness. The rows not yet
+ * generic differential search (fails under v4+flag, passes under v4; a masked row on v4 with its
+ * unmasking flags, baselineOf) and shrink to at most one operation more than its witness. The rows not yet
  * detectable are listed, not hidden: moving one into DETECTABLE is how progress shows.
  */
 import { describe, expect, test } from 'vitest';
 import { FLAGS, Variant } from '../impl/variants.ts';
-import { detect, LIMIT_OPTIONS } from './catalog.ts';
+import { baselineOf, detect, LIMIT_OPTIONS } from './catalog.ts';
 import { runScenario } from './runner.ts';
 import { scenarioSize } from './scenario.ts';
-import { LIMITS, WITNESSES } from './witnesses/witnesses.ts';
+import { LIMITS, MASKED, WITNESSES } from './witnesses/witnesses.ts';
 
 const DETECTABLE = [
   'done-ignores-result',
@@ -30,6 +30,8 @@ const DETECTABLE = [
   'atc-bit-cleared-after-publish',
   'full-queue-stall',
   'stale-broken-report',
+  // masked in v4 by P23: searched on v4+eats-lost-update
+  'ats-reenabled-while-broken',
 ] as const;
 
 /**
@@ -57,12 +59,7 @@ const STRATEGY: Partial<Record<(typeof DETECTABLE)[number], 'uniform' | 'pct'>> 
 };
 
 /** Not yet reached by the generic search within a test budget (issue: find them all). */
-const NOT_YET = [
-  'ats-reenabled-while-broken',
-  'reset-clears-broken-midway',
-  'broken-work-uaf',
-  'master-freed-under-rcu',
-] as const;
+const NOT_YET = ['reset-clears-broken-midway', 'broken-work-uaf', 'master-freed-under-rcu'] as const;
 
 describe('catalog detection', () => {
   test('every flag is either detectable or listed as not yet', () => {
@@ -73,8 +70,11 @@ describe('catalog detection', () => {
   test.each(DETECTABLE)('%s is found with seeds 1-3 and shrinks', (flag) => {
     const first = STRATEGY[flag] ?? 'uniform';
     const second = first === 'uniform' ? 'pct' : 'uniform';
-    const w = WITNESSES.find((x) => x.flag === flag);
-    const bound = w === undefined ? 8 : scenarioSize(w.scenario).ops + 1;
+    const w =
+      WITNESSES.find((x) => x.flag === flag)?.scenario ??
+      MASKED.find((x) => x.flag === flag)?.witness?.scenario;
+    const bound = w === undefined ? 8 : scenarioSize(w).ops + 1;
+    const baseline = baselineOf(flag, 'v4');
     for (const seed of [1, 2, 3]) {
       const runs = RUNS[flag] ?? 4000;
       let d = detect(flag, seed, { runs, strategy: first });
@@ -83,8 +83,8 @@ describe('catalog detection', () => {
       // The shrink (fast-check's, the reducer's, then redrawn and rescheduled smaller scenarios)
       // ends near the witness, and what it ends with still fails under the flag alone.
       expect(d.shrunk!.ops, `seed ${seed}: ${JSON.stringify(d.scenario)}`).toBeLessThanOrEqual(bound);
-      expect(runScenario(d.scenario!, Variant.parse(`v4+${flag}`)).violations).not.toEqual([]);
-      expect(runScenario(d.scenario!, Variant.parse('v4')).violations).toEqual([]);
+      expect(runScenario(d.scenario!, Variant.parse(`${baseline}+${flag}`)).violations).not.toEqual([]);
+      expect(runScenario(d.scenario!, Variant.parse(baseline)).violations).toEqual([]);
     }
   });
 

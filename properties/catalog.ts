@@ -7,12 +7,17 @@
  * A known-limit row is v4's own: its option (LIMIT_OPTIONS) turns on, in a generated scenario,
  * the condition the limit needs; the row is found by a scenario that fails under v4 with the
  * option and passes under v4 without it.
+ *
+ * A masked row (witnesses.ts MASKED: another patch of v4 closes its bug's window) is searched on
+ * v4 with the flags that take the masking code out: fails under v4+unmask+flag, passes under
+ * v4+unmask.
  */
 import fc from 'fast-check';
 import { FLAGS, V4_FIXED, Variant } from '../impl/variants.ts';
 import type { Op } from '../impl/system.ts';
 import type { Coverage } from './coverage.ts';
 import { dropOp, reduce } from './reduce.ts';
+import { MASKED } from './witnesses/witnesses.ts';
 import { runScenario } from './runner.ts';
 import {
   choicesArb,
@@ -52,10 +57,14 @@ export const LIMIT_OPTIONS: Readonly<Record<string, (s: Scenario) => Scenario>> 
   }),
 };
 
-/** What a row searches: the variant a scenario runs under, and how the row's condition is enabled. */
+/**
+ * What a row searches: the variant a scenario runs under, how the row's condition is enabled,
+ * and the baseline the scenario must pass outright under.
+ */
 interface Row {
   readonly variant: Variant;
   readonly enable: (s: Scenario) => Scenario;
+  readonly baseline: Variant;
 }
 
 /**
@@ -65,10 +74,17 @@ interface Row {
 export const BASES = ['v4', V4_FIXED] as const;
 export type Base = (typeof BASES)[number];
 
+/** The variant a row's scenarios must pass under: the base, plus a masked row's unmasking flags. */
+export function baselineOf(id: string, base: Base): string {
+  const masked = MASKED.find((m) => m.flag === id);
+  return masked === undefined ? base : [base, ...masked.unmaskedBy].join('+');
+}
+
 function rowOf(id: string, base: Base): Row {
+  const baseline = Variant.parse(baselineOf(id, base));
   const option = LIMIT_OPTIONS[id];
-  if (option !== undefined) return { variant: Variant.parse(base), enable: option };
-  return { variant: Variant.parse(`${base}+${id}`), enable: (s) => s };
+  if (option !== undefined) return { variant: baseline, enable: option, baseline };
+  return { variant: Variant.parse(`${baselineOf(id, base)}+${id}`), enable: (s) => s, baseline };
 }
 
 export interface Detection {
@@ -96,7 +112,10 @@ export interface DetectOptions {
   readonly shrinkTimeMs?: number;
   /** Predicate calls the post-shrink reducer may make (reduce.ts; default its own default). */
   readonly reduceRuns?: number;
-  /** The base searched (default v4): the row's variant is base+flag, its baseline the base. */
+  /**
+   * The base searched (default v4): the row's variant is base+flag, its baseline the base (for a
+   * masked row, both with its unmasking flags: baselineOf).
+   */
   readonly base?: Base;
   /** Records the search's runs under `v4+flag` (not the baseline's, not the shrink's) here. */
   readonly coverage?: Coverage;
@@ -104,17 +123,16 @@ export interface DetectOptions {
 
 /**
  * The most severe property violated by the row (its variant, its condition enabled) when the
- * scenario itself passes outright under `baseline`, or null.
+ * scenario itself passes outright under the row's baseline, or null.
  */
 function differential(
   s: Scenario,
   row: Row,
-  baseline: Variant,
   coverage?: Coverage,
 ): { property: string; message: string } | null {
   const r = runScenario(row.enable(s), row.variant, { coverage });
   if (r.violations.length === 0) return null;
-  const base = new Set(runScenario(s, baseline).violations.map((v) => v.property));
+  const base = new Set(runScenario(s, row.baseline).violations.map((v) => v.property));
   // The baseline must pass outright: any baseline violation means the scenario is not the flag's.
   if (base.size > 0) return null;
   const v = r.violations[0]!;
@@ -209,7 +227,6 @@ function rescheduled(reduced: Scenario, sh: Shrink): Scenario {
 
 export function detect(flag: string, seed: number, opts: DetectOptions): Detection {
   const row = rowOf(flag, opts.base ?? 'v4');
-  const baseline = Variant.parse(opts.base ?? 'v4');
   const arb = opts.strategy === 'pct' ? pctScenarioArb : scenarioArb;
   const t0 = performance.now();
   let runs = 0;
@@ -217,7 +234,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     fc.property(arb, (s) => {
       if (opts.coverage) opts.coverage.stamp = runs;
       runs++;
-      return differential(s, row, baseline, opts.coverage) === null;
+      return differential(s, row, opts.coverage) === null;
     }),
     {
       seed,
@@ -243,12 +260,12 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
       shrunk: null,
     };
   }
-  const property = differential(search.counterexample[0], row, baseline)!.property;
+  const property = differential(search.counterexample[0], row)!.property;
   // The shrink keeps any differential violation, not only the property seen first: the row is
   // one change, so whatever fails with it and passes without it is its bug, and the smallest
   // scenario showing it is what a reviewer wants (enable-ats-failure-desync, say, is found as
   // an error storm on one seed and shrinks to the one-operation WARN).
-  const keeps = (s: Scenario) => differential(s, row, baseline) !== null;
+  const keeps = (s: Scenario) => differential(s, row) !== null;
   const t1 = performance.now();
   const shrinkTimeMs = opts.shrinkTimeMs ?? 30_000;
   // fast-check's shrink gets FC_SHRINK_CALLS predicate calls (then every candidate "passes", so
@@ -285,7 +302,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     };
     if (keeps(trimmed)) scenario = trimmed;
   }
-  const shrunk = differential(scenario, row, baseline)!;
+  const shrunk = differential(scenario, row)!;
   // What fails: for a known limit, the scenario with its condition enabled.
   const failing = row.enable(scenario);
   return {

@@ -20,6 +20,30 @@ test('every flag has a witness or is explained as masked, never both', () => {
   expect(FLAGS.map((f) => f.id).filter((id) => !covered.has(id))).toEqual([]);
 });
 
+// A masked row's witness needs the masking code out (unmaskedBy); with it in, the witness passes.
+describe.each(MASKED.filter((m) => m.witness !== null))('masked $flag, with its mask taken out', (m) => {
+  const unmasked = ['v4', ...m.unmaskedBy].join('+');
+  test(`fails its property under ${unmasked}+${m.flag}`, () => {
+    const r = runScenario(m.witness!.scenario, Variant.parse(`${unmasked}+${m.flag}`));
+    expect(r.violations.map((v) => v.property)).toContain(m.witness!.property);
+  });
+  test(`passes under ${unmasked}`, () => {
+    expect(runScenario(m.witness!.scenario, Variant.parse(unmasked)).violations).toEqual([]);
+  });
+  test('passes under v4 with the flag alone: the mask at work', () => {
+    expect(runScenario(m.witness!.scenario, Variant.parse(`v4+${m.flag}`)).violations).toEqual([]);
+  });
+  test('and the same holds on v4-fixed', () => {
+    const fixed = unmasked.replace(/^v4/, 'v4-fixed');
+    const r = runScenario(m.witness!.scenario, Variant.parse(`${fixed}+${m.flag}`));
+    expect(r.violations.map((v) => v.property)).toContain(m.witness!.property);
+    expect(runScenario(m.witness!.scenario, Variant.parse(fixed)).violations).toEqual([]);
+  });
+  test('the unmasking flags are catalog flags with witnesses of their own', () => {
+    for (const u of m.unmaskedBy) expect(WITNESSES.map((w) => w.flag)).toContain(u);
+  });
+});
+
 test('every witness names a known flag, at most one witness per flag', () => {
   const ids = WITNESSES.map((w) => w.flag);
   expect(new Set(ids).size).toBe(ids.length);

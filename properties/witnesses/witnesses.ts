@@ -417,16 +417,28 @@ export const WITNESSES: readonly Witness[] = [
 export const withoutWitness = (): string[] =>
   FLAGS.map((f) => f.id).filter((id) => !WITNESSES.some((w) => w.flag === id));
 
-/** The limits the series admits: witnesses that fail under v4 itself. */
 /**
  * Catalog rows whose bug another patch of v4 masks in this model: no scenario fails under the
- * flag alone. Each says which patch closes the window and why; the flag stays, so that a change
- * to that patch (or a driver without it) shows the bug again.
+ * flag alone. Each says which patch closes the window and why, and names the catalog flags that
+ * take that patch's code out (`unmaskedBy`): with them, the row has a witness like any other,
+ * which fails under v4+unmaskedBy+flag and passes under v4+unmaskedBy, and which also passes
+ * under v4+flag (the mask at work). The catalog searches these rows on v4+unmaskedBy. The flag
+ * stays, so that a change to the masking patch (or a driver without it) shows the bug again.
  */
-export const MASKED: readonly { readonly flag: string; readonly maskedBy: string; readonly why: string }[] = [
+export interface Masked {
+  readonly flag: string;
+  readonly maskedBy: string;
+  readonly unmaskedBy: readonly string[];
+  readonly why: string;
+  /** null: none found yet with these flags (see why). */
+  readonly witness: Omit<Witness, 'flag' | 'origin'> | null;
+}
+
+export const MASKED: readonly Masked[] = [
   {
     flag: 'ats-reenabled-while-broken',
     maskedBy: 'P23',
+    unmaskedBy: ['eats-lost-update'],
     why:
       'an attach may re-enable ATS at the device and add ATS entries for a broken master, but ' +
       'arm_smmu_write_ste() clears EATS under ats_broken_lock, so translated requests stay aborted ' +
@@ -435,16 +447,39 @@ export const MASKED: readonly { readonly flag: string; readonly maskedBy: string
       "catalog counted it on 2 of 10 seeds, but both scenarios are v4's own finding reached through " +
       "the flag's different timing: the flag run reports an ATC timeout as a plain CMD_SYNC timeout " +
       '(findings.ts atcTimeoutReportedAsPlainTimeout), sync-queued-behind-failure.)',
+    witness: {
+      property: 'no-eats-while-ats-broken',
+      why:
+        "two attaches of the hung dev0 to its own domain: the first one's ATC flush times out, its " +
+        'per-SID retry marks dev0 broken and reports it; the second, waiting on the group mutex, runs ' +
+        'before the broken work: arm_smmu_ats_supported() ignores ats_broken (the flag) and, without ' +
+        'P23, arm_smmu_write_ste() no longer clears EATS for a broken master: STE.EATS=1 while ' +
+        'ats_broken. Without the flag the second attach does not ask for ATS (found by the catalog ' +
+        'search on v4+eats-lost-update, 10/10 seeds)',
+      scenario: {
+        topology: oneDevice(),
+        rounds: [
+          [
+            { kind: 'hang', dev: 0 },
+            { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
+            { kind: 'attach', cpu: 0, dev: 0, domain: 0 },
+          ],
+        ],
+        choices: [],
+      },
+    },
   },
   {
     flag: 'broken-work-uaf',
     maskedBy: 'P17',
+    unmaskedBy: ['master-freed-under-rcu'],
     why:
       'a report must find the group device before list_del_rcu() and queue the work after the ' +
       "teardown's cancel; but arm_smmu_release_device() calls synchronize_rcu() (P17) between the " +
       "two, inside iommu_deinit_device(), which waits for the reporter's RCU section, so the work " +
       'is queued before the cancel and cancelled. A driver without that grace period would expose ' +
       'it. (Targeted PCT searches of 23,000 hang + unmap + attach + unplug schedules found nothing.)',
+    witness: null,
   },
 ];
 
