@@ -79,6 +79,11 @@ export interface PciDev {
   cxlSbrMasked: boolean;
   /** dev->ats_enabled */
   atsEnabled: boolean;
+  /**
+   * dev->dma_alias_mask, with at most one bit: the function whose RID this one's requests may
+   * carry (a function-0 DMA alias quirk, or a PCIe-to-PCI bridge taking ownership); null: none.
+   */
+  readonly dmaAlias: PciDev | null;
   /** device_lock(&dev->dev) */
   readonly deviceLock: Mutex;
   /** dev->iommu_group */
@@ -159,7 +164,11 @@ export class ArmSmmuInvs {
   ) {}
 }
 
-/** struct arm_smmu_master */
+/**
+ * struct arm_smmu_master. `sids` are its fwspec's stream IDs (master->streams): the function's
+ * own and, for a DMA alias, those IORT maps its alias RID to (iort_pci_iommu_init() runs for
+ * every RID pci_for_each_dma_alias() visits).
+ */
 export class ArmSmmuMaster extends Tracked {
   /** master->ats_enabled */
   atsEnabled = false;
@@ -252,6 +261,12 @@ export interface ArmSmmuDevice {
   readonly optForceSync: boolean;
   /** arm_smmu_asid_lock: serialises attaches (prepare, STE install, commit) across devices. */
   readonly asidLock: Mutex;
+  /**
+   * smmu->streams: the rb-tree of the probed masters' stream IDs (stream ID -> its master),
+   * under smmu->streams_mutex (taken and dropped within one step here: probe and release
+   * change it synchronously).
+   */
+  readonly streams: Map<number, ArmSmmuMaster>;
 }
 
 export interface Kernel {

@@ -62,6 +62,13 @@ export interface DeviceSpec {
    * cxl_bus method unmasks it and does the bus reset (which needs `busReset`); absent: false.
    */
   readonly cxlBus?: boolean;
+  /**
+   * A DMA alias of device N (an earlier device): this function's requests can carry N's RID (a
+   * function-0 DMA alias quirk, or a PCIe-to-PCI bridge that takes ownership of them), so IORT
+   * adds N's stream IDs to its fwspec. On SMMUv3 its IOMMU probe then fails: N's master holds
+   * them (arm_smmu_insert_master()). Absent: none.
+   */
+  readonly dmaAliasOf?: number;
 }
 
 export interface Topology {
@@ -230,6 +237,7 @@ export class System {
         batchEntries: topo.batchEntries,
         optForceSync: false,
         asidLock: new Mutex(m, 'arm_smmu_asid_lock'),
+        streams: new Map(),
       },
       pdevs: [],
       domains,
@@ -240,6 +248,9 @@ export class System {
     this.k = k;
     for (const ep of this.eps) {
       const spec = topo.devices[ep.dev]!;
+      const alias = spec.dmaAliasOf;
+      if (alias !== undefined && !(Number.isInteger(alias) && alias >= 0 && alias < ep.dev))
+        throw new Error(`dev${ep.dev} is a DMA alias of dev${alias}, which must be an earlier device`);
       const pdev: PciDev = {
         index: ep.dev,
         name: `dev${ep.dev}`,
@@ -257,13 +268,20 @@ export class System {
         cxlPort: spec.cxlBus ?? false,
         cxlSbrMasked: spec.cxlBus ?? false,
         atsEnabled: false,
+        dmaAlias: alias === undefined ? null : k.pdevs[alias]!,
         deviceLock: new Mutex(m, `dev${ep.dev} device_lock`),
         group: null,
         master: null,
         hasIommu: true,
         removed: false,
       };
-      pdev.master = new ArmSmmuMaster(m, pdev, ep.sids);
+      // The fwspec: iort_iommu_configure() calls iort_pci_iommu_init() for every RID
+      // pci_for_each_dma_alias() visits, the function's own first, so a DMA alias also gets the
+      // stream IDs of the RID it aliases. (The endpoint's DMA stays on its own stream IDs here;
+      // real requests carrying the alias RID would go through the other master's STEs, which is
+      // why arm_smmu_insert_master() warns "expect DMA to be broken".)
+      const fwspec = alias === undefined ? ep.sids : [...ep.sids, ...this.eps[alias]!.sids];
+      pdev.master = new ArmSmmuMaster(m, pdev, fwspec);
       const group = new IommuGroup(ep.dev, new Mutex(m, `group${ep.dev} mutex`), domains[0]!);
       const gdevRef: { g: GroupDevice | null } = { g: null };
       const gdev = new GroupDevice(

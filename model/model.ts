@@ -64,11 +64,17 @@ export interface FunctionSpec {
   readonly afFlr?: boolean;
   readonly pmReset?: boolean;
   readonly cxlBus?: boolean;
+  /** Its DMA can carry the RID of this earlier function (a DMA alias). */
+  readonly dmaAliasOf?: number;
 }
 
 // AtsSupported(d) == capability present, and no no-ATS quirk on d nor, for a VF, on its PF.
-// Probed(d)       == ¬(AtsSupported(d) ∧ d is a VF ∧ ¬AtsSupported(PF)): a VF's STU is its PF's,
-//                    which only a PF that uses ATS has; the probe fails rather than the attach.
+// Probed(d)       == ¬Alias(d) ∧ ¬(AtsSupported(d) ∧ d is a VF ∧ ¬(AtsSupported(PF) ∧ Probed(PF))):
+//                    a DMA alias of an earlier, probed function claims that function's stream
+//                    IDs, and the SMMU refuses a stream ID two masters claim; a VF's STU is its
+//                    PF's, which only a probed PF that uses ATS has; the probe fails rather than
+//                    the attach. (An alias's target is never a VF nor an alias itself, so it is
+//                    probed; a PF, never a VF, is probed unless it is an alias.)
 // Resettable(d)   == a device-specific quirk, a working ACPI _RST, FLR, AF FLR, a PM reset or a
 //                    bus reset applies (below a CXL port that masks it, cxl_bus unmasks it).
 export function constsOf(
@@ -79,7 +85,10 @@ export function constsOf(
 ): Consts {
   const own = fns.map((f) => f.ats && !f.noAts);
   const ats = fns.map((f, d) => own[d]! && (f.pf === undefined || !fns[f.pf]!.noAts));
-  const probed = fns.map((f, d) => !(ats[d]! && f.pf !== undefined && !ats[f.pf]!));
+  const alias = fns.map((f) => f.dmaAliasOf !== undefined);
+  const probed = fns.map(
+    (f, d) => !alias[d]! && !(ats[d]! && f.pf !== undefined && !(ats[f.pf]! && !alias[f.pf]!)),
+  );
   const resettable = fns.map(
     (f) =>
       (f.quirk ?? false) ||

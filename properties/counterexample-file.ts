@@ -42,6 +42,7 @@ const topology = z.object({
         afFlr: z.boolean().optional(),
         pmReset: z.boolean().optional(),
         cxlBus: z.boolean().optional(),
+        dmaAliasOf: nat.optional(),
       }),
     )
     .min(1)
@@ -72,8 +73,19 @@ const scenario = z
       bad(`vcmdq.irqCpu ${t.vcmdq.irqCpu} is not one of ${t.cpus} CPUs`);
     if (t.batchEntries >= 1 << t.queueShift) bad('a batch plus a CMD_SYNC must fit in the command queue');
     t.devices.forEach((d, i) => {
-      if (d.pf !== undefined && (d.pf >= i || t.devices[d.pf]!.pf !== undefined))
+      // (`?.`: zod runs this refinement even when `pf` already failed `nat`, e.g. -1 or 0.5)
+      if (d.pf !== undefined && (d.pf >= i || t.devices[d.pf]?.pf !== undefined))
         bad(`dev${i} is a VF of dev${d.pf}, which must be an earlier device that is not a VF`);
+      // An alias of an alias, or of a VF (whose probe may fail), would leave the target's stream
+      // IDs unclaimed when this one probes: not modelled.
+      const a = d.dmaAliasOf;
+      if (
+        a !== undefined &&
+        (a >= i || t.devices[a]?.pf !== undefined || t.devices[a]?.dmaAliasOf !== undefined)
+      )
+        bad(
+          `dev${i} is a DMA alias of dev${a}, which must be an earlier device that is neither a VF nor a DMA alias`,
+        );
     });
     for (const op of s.rounds.flat()) {
       if ('cpu' in op && op.cpu >= t.cpus) bad(`operation on cpu${op.cpu}, but there are ${t.cpus} CPUs`);

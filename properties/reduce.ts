@@ -90,7 +90,8 @@ function deviceComplexity(d: DeviceSpec): number {
     (d.pf !== undefined ? 1 : 0) +
     (d.flr === false ? 1 : 0) +
     (d.acpiRst !== undefined ? 1 : 0) +
-    (d.busReset === true ? 1 : 0)
+    (d.busReset === true ? 1 : 0) +
+    (d.dmaAliasOf !== undefined ? 1 : 0)
   );
 }
 
@@ -208,7 +209,10 @@ const dropTwoOps: Pass = (s, i) => {
   );
 };
 
-/** Device `d` removed (last first): its operations go, later indices and PF links move down. */
+/**
+ * Device `d` removed (last first): its operations go, later indices, PF links and DMA alias links
+ * move down (a link to `d` goes).
+ */
 const dropDevice: Pass = (s, i) => {
   const devs = s.topology.devices;
   if (i >= devs.length) return undefined;
@@ -220,6 +224,12 @@ const dropDevice: Pass = (s, i) => {
       if (dev.pf === undefined || dev.pf < d) return dev;
       if (dev.pf > d) return { ...dev, pf: dev.pf - 1 };
       const { pf: _, ...rest } = dev;
+      return rest;
+    })
+    .map((dev): DeviceSpec => {
+      if (dev.dmaAliasOf === undefined || dev.dmaAliasOf < d) return dev;
+      if (dev.dmaAliasOf > d) return { ...dev, dmaAliasOf: dev.dmaAliasOf - 1 };
+      const { dmaAliasOf: _, ...rest } = dev;
       return rest;
     });
   const rounds = mapOps(s, (op) => {
@@ -313,7 +323,10 @@ const zeroPriority: Pass = (s, i) => {
   return withPct(s, { ...p, priorities: p.priorities.map((x, k) => (k === i ? 0 : x)) });
 };
 
-/** Per device, one feature back to the plain case: 1 stream ID, no quirk, ATS allowed, FLR, a PF. */
+/**
+ * Per device, one feature back to the plain case: 1 stream ID, no quirk, ATS allowed, FLR, a PF,
+ * no DMA alias.
+ */
 const DEVICE_SIMPLIFICATIONS: readonly ((d: DeviceSpec) => DeviceSpec | null)[] = [
   (d) => (d.sids > 1 ? { ...d, sids: 1 } : null),
   ({ quirk, ...d }) => (quirk === true ? d : null),
@@ -321,6 +334,7 @@ const DEVICE_SIMPLIFICATIONS: readonly ((d: DeviceSpec) => DeviceSpec | null)[] 
   ({ flr, acpiRst, busReset, ...d }) =>
     flr === false || acpiRst !== undefined || busReset === true ? d : null,
   ({ pf, ...d }) => (pf !== undefined ? d : null),
+  ({ dmaAliasOf, ...d }) => (dmaAliasOf !== undefined ? d : null),
 ];
 
 const simplifyDevice: Pass = (s, i) => {

@@ -25,6 +25,7 @@ export function fmtTopology(t: Topology): string[] {
       ...(d.pmReset ? ['PM reset (D3hot->D0)'] : []),
       ...(d.busReset ? ['alone on its bus'] : []),
       ...(d.cxlBus ? ['below a CXL port that masks SBR'] : []),
+      ...(d.dmaAliasOf !== undefined ? [`DMA alias of dev${d.dmaAliasOf}`] : []),
       `${d.sids} stream ID(s)`,
     ];
     lines.push(`dev${i}: ${traits.join(', ')}, own group, on domain 0`);

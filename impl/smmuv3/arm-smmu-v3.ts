@@ -9,6 +9,7 @@ import {
   ArmSmmuInvs,
   type ArmSmmuMaster,
   EIO,
+  ENODEV,
   errName,
   type IommuDomain,
   type Kernel,
@@ -355,9 +356,62 @@ function armSmmuMasterPrepareAts(k: Kernel, master: ArmSmmuMaster): number {
   return ret;
 }
 
-/** arm_smmu_probe_device(): the ATS half of it. A non-zero return fails the IOMMU probe. */
+/**
+ * arm_smmu_insert_master() (mainline): the master's stream IDs, sorted, go into smmu->streams.
+ * A stream ID another master already holds fails the probe with -ENODEV and takes back the ones
+ * inserted so far (commit 2d00c34d665b "iommu/arm-smmu-v3: Fail aliasing StreamIDs more
+ * gracefully"); one this master holds twice is skipped ("Bridged PCI devices may end up with
+ * duplicated IDs"). So a function that DMA-aliases an already probed one never gets an IOMMU,
+ * nor a group. (An out-of-tree patch posted 2025-10, "iommu/arm-smmu-v3: fix probe device bug
+ * due to duplicated stream IDS", would accept such aliases; it is not mainline and not
+ * modelled.) Allocating the streams and the invs arrays cannot fail here.
+ */
+function armSmmuInsertMaster(k: Kernel, master: ArmSmmuMaster): number {
+  const streams = k.smmu.streams;
+  // sort(master->streams, ..., arm_smmu_stream_id_cmp)
+  const sids = [...master.sids].sort((a, b) => a - b);
+  const inserted: number[] = [];
+  let ret = 0;
+  for (const sid of sids) {
+    const existing = streams.get(sid);
+    if (existing === undefined) {
+      streams.set(sid, master);
+      inserted.push(sid);
+      continue;
+    }
+    // Bridged PCI devices may end up with duplicated IDs
+    if (existing === master) continue;
+    k.m.printk(
+      'warn',
+      `${master.dev.name}: Aliasing StreamID 0x${sid.toString(16)} (from ${existing.dev.name}) unsupported, expect DMA to be broken`,
+    );
+    ret = ENODEV;
+    break;
+  }
+  if (ret) for (const sid of inserted) streams.delete(sid);
+  return ret;
+}
+
+/** arm_smmu_remove_master(): the master's stream IDs leave smmu->streams. */
+function armSmmuRemoveMaster(k: Kernel, master: ArmSmmuMaster): void {
+  for (const sid of master.sids) if (k.smmu.streams.get(sid) === master) k.smmu.streams.delete(sid);
+}
+
+/**
+ * arm_smmu_probe_device(): insert the master's stream IDs, then (000 3/5) prepare ATS. A non-zero
+ * return fails the IOMMU probe; a failed ATS prepare takes the stream IDs back out, as the
+ * kernel's error path after a successful arm_smmu_insert_master() does. There is no later probe
+ * in the harness: every device probes once, at setup, in index order, so the stream IDs an
+ * unplug frees (arm_smmu_remove_master() in release) are never claimed again.
+ */
 export function armSmmuProbeDevice(k: Kernel, master: ArmSmmuMaster): number {
-  if (k.v.atsPatch(3) && !k.v.bug('enable-ats-failure-desync')) return armSmmuMasterPrepareAts(k, master);
+  const ret = armSmmuInsertMaster(k, master);
+  if (ret) return ret;
+  if (k.v.atsPatch(3) && !k.v.bug('enable-ats-failure-desync')) {
+    const r = armSmmuMasterPrepareAts(k, master);
+    if (r) armSmmuRemoveMaster(k, master);
+    return r;
+  }
   return 0;
 }
 
@@ -468,12 +522,14 @@ export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): 
 
 /**
  * arm_smmu_release_device(): put the STE back to abort (attach the blocked domain, which drops
- * the master from its domain's invs), then free the master — after a grace period (P17), since
- * an invalidation may still be walking an old invs array that points at it.
+ * the master from its domain's invs), take its stream IDs out of smmu->streams, then free the
+ * master — after a grace period (P17), since an invalidation may still be walking an old invs
+ * array that points at it.
  */
 export function* armSmmuReleaseDevice(k: Kernel, dev: PciDev, blocked: IommuDomain): Proc {
   const master = dev.master!;
   yield* armSmmuAttachDev(k, blocked, dev);
+  armSmmuRemoveMaster(k, master);
   if (k.v.patch(17) && !k.v.bug('master-freed-under-rcu')) yield* k.rcu.synchronize();
   kfree(master);
   dev.master = null;

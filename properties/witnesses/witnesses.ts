@@ -601,7 +601,7 @@ export interface LimitWitness {
   readonly source: string;
   readonly property: string;
   readonly why: string;
-  /** null: the mechanism it needs is not modelled yet (see impl/README.md). */
+  /** null: no scenario of this model shows it (see why and impl/README.md). */
   readonly scenario: Scenario | null;
   /** The same scenario without the condition the limit needs: v4 passes it. */
   readonly control: Scenario | null;
@@ -699,11 +699,14 @@ export const LIMITS: readonly LimitWitness[] = [
     source: 'P04 FIXME',
     property: 'quarantine-lifted-only-by-reset',
     why:
-      'needs DMA-aliased devices in one group, each behind the IOMMU: not modelled. The seed shows only ' +
-      "the call to group_device_dma_alias_is_blocked(), not its body (mainline; not in this project's " +
-      'library), and in SMMUv3 a second master claiming a Stream ID another master holds fails its probe ' +
-      '(arm_smmu_insert_master(); from memory, unverified here), which would leave the FIXME to IOMMUs ' +
-      'whose aliases share a context (VT-d, AMD-Vi) rather than to this driver',
+      'cannot occur with this driver, and the harness shows it rather than assuming it: a DMA alias ' +
+      "(topology dmaAliasOf) claims its target's stream IDs, as IORT gives a function every RID " +
+      'pci_for_each_dma_alias() visits, and mainline arm_smmu_insert_master() (commit 2d00c34d665b) fails ' +
+      "its probe with -ENODEV ('Aliasing StreamID ... unsupported'), so the alias gets no IOMMU and no " +
+      'group, and group_device_dma_alias_is_blocked() (modelled, body reconstructed from the seed) never ' +
+      'finds a blocked aliased sibling on random v4 scenarios (properties/dma-alias.test.ts). The FIXME ' +
+      'belongs to IOMMUs that put aliases in one group (VT-d, AMD-Vi), or to SMMUv3 with an out-of-tree ' +
+      'patch (2025-10) that accepts aliasing stream IDs; neither is modelled',
     scenario: null,
     control: null,
   },
