@@ -471,15 +471,41 @@ export const MASKED: readonly Masked[] = [
   },
   {
     flag: 'broken-work-uaf',
-    maskedBy: 'P17',
-    unmaskedBy: ['master-freed-under-rcu'],
+    maskedBy: 'P17, P23',
+    unmaskedBy: ['master-freed-under-rcu', 'eats-lost-update'],
     why:
       'a report must find the group device before list_del_rcu() and queue the work after the ' +
-      "teardown's cancel; but arm_smmu_release_device() calls synchronize_rcu() (P17) between the " +
-      "two, inside iommu_deinit_device(), which waits for the reporter's RCU section, so the work " +
-      'is queued before the cancel and cancelled. A driver without that grace period would expose ' +
-      'it. (Targeted PCT searches of 23,000 hang + unmap + attach + unplug schedules found nothing.)',
-    witness: null,
+      "teardown's cancel. v4 closes that window twice: arm_smmu_release_device() calls " +
+      'synchronize_rcu() (P17) between the two, inside iommu_deinit_device(), which waits for the ' +
+      "reporter's RCU section; and the reporter runs under master->ats_broken_lock, which the " +
+      "release's STE write takes too (P23). So the work is queued before the cancel and cancelled. " +
+      '(Fifth session, a targeted search: with either patch in, the cancel never came before ' +
+      'schedule_work() in about 3,700 schedules where the lookup came first, nor in 11,400 with any ' +
+      'third flag instead; with both out, the witness below.)',
+    witness: {
+      property: 'no-use-after-free',
+      why:
+        "the unmap's retry times out on the hung dev0 and, under ats_broken_lock, reports it: the RCU " +
+        "lookup finds dev0's group device; then (a PCT change point, CPU stalls) a re-attach and the " +
+        'unplug run: list_del_rcu(), a release that neither waits for the lock (no P23) nor for the ' +
+        "reporter's RCU section (no P17), and cancel_work_sync() (the flag) before the reporter's " +
+        "schedule_work(); P08's grace period waits for the reporter, not for the work, so kfree(gdev) " +
+        'comes first and the broken worker touches the freed group device. With disable_work_sync() ' +
+        'the late schedule_work() is refused',
+      scenario: {
+        topology: oneDevice({ cpus: 2, batchEntries: 2, stalls: true }),
+        rounds: [
+          [{ kind: 'hang', dev: 0 }],
+          [
+            { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
+            { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
+            { kind: 'unplug', cpu: 1, dev: 0 },
+          ],
+        ],
+        choices: [],
+        pct: { priorities: [2, 2, 2, 5, 6], changes: [71] },
+      },
+    },
   },
 ];
 
