@@ -72,7 +72,7 @@ describe('catalog detection', () => {
     const second = first === 'uniform' ? 'pct' : 'uniform';
     const w =
       WITNESSES.find((x) => x.flag === flag)?.scenario ??
-      MASKED.find((x) => x.flag === flag)?.witness?.scenario;
+      MASKED.find((x) => x.flag === flag)?.witness.scenario;
     const bound = w === undefined ? 8 : scenarioSize(w).ops + 1;
     const baseline = baselineOf(flag, 'v4');
     for (const seed of [1, 2, 3]) {

@@ -88,7 +88,7 @@ function main(): number {
     const w =
       WITNESSES.find((x) => x.flag === id)?.scenario ??
       LIMITS.find((x) => x.id === id)?.scenario ??
-      MASKED.find((x) => x.flag === id)?.witness?.scenario;
+      MASKED.find((x) => x.flag === id)?.witness.scenario;
     const ws = w ? scenarioSize(w) : null;
     all.merge(coverage);
     const cov = coverage.report();

@@ -5,7 +5,6 @@
  * the harness's generic search and then reduced and explained by hand.
  */
 import type { Topology } from '../../impl/system.ts';
-import { FLAGS } from '../../impl/variants.ts';
 import type { Scenario } from '../scenario.ts';
 
 export interface Witness {
@@ -413,10 +412,6 @@ export const WITNESSES: readonly Witness[] = [
   },
 ];
 
-/** Flags the harness has not yet been shown to reach: no witness. */
-export const withoutWitness = (): string[] =>
-  FLAGS.map((f) => f.id).filter((id) => !WITNESSES.some((w) => w.flag === id));
-
 /**
  * Catalog rows whose bug another patch of v4 masks in this model: no scenario fails under the
  * flag alone. Each says which patch closes the window and why, and names the catalog flags that
@@ -430,8 +425,7 @@ export interface Masked {
   readonly maskedBy: string;
   readonly unmaskedBy: readonly string[];
   readonly why: string;
-  /** null: none found yet with these flags (see why). */
-  readonly witness: Omit<Witness, 'flag' | 'origin'> | null;
+  readonly witness: Omit<Witness, 'flag' | 'origin'>;
 }
 
 export const MASKED: readonly Masked[] = [
