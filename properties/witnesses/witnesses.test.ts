@@ -32,6 +32,7 @@ describe.each(MASKED)('masked $flag, with its mask taken out', (m) => {
   });
   test('passes under v4 with the flag alone: the mask at work', () => {
     expect(runScenario(m.witness.scenario, Variant.parse(`v4+${m.flag}`)).violations).toEqual([]);
+    expect(runScenario(m.witness.scenario, Variant.parse('v4')).violations).toEqual([]);
   });
   test('and the same holds on v4-fixed', () => {
     const fixed = unmasked.replace(/^v4/, 'v4-fixed');
