@@ -9,7 +9,7 @@ import { FLAGS, Variant } from '../impl/variants.ts';
 import { baselineOf, detect, LIMIT_OPTIONS } from './catalog.ts';
 import { runScenario } from './runner.ts';
 import { scenarioSize } from './scenario.ts';
-import { LIMITS, MASKED, WITNESSES } from './witnesses/witnesses.ts';
+import { LIMITS, WITNESSES, witnessOf } from './witnesses/witnesses.ts';
 
 const DETECTABLE = [
   'done-ignores-result',
@@ -70,10 +70,8 @@ describe('catalog detection', () => {
   test.each(DETECTABLE)('%s is found with seeds 1-3 and shrinks', (flag) => {
     const first = STRATEGY[flag] ?? 'uniform';
     const second = first === 'uniform' ? 'pct' : 'uniform';
-    const w =
-      WITNESSES.find((x) => x.flag === flag)?.scenario ??
-      MASKED.find((x) => x.flag === flag)?.witness.scenario;
-    const bound = w === undefined ? 8 : scenarioSize(w).ops + 1;
+    const w = witnessOf(flag);
+    const bound = w == null ? 8 : scenarioSize(w).ops + 1;
     const baseline = baselineOf(flag, 'v4');
     for (const seed of [1, 2, 3]) {
       const runs = RUNS[flag] ?? 4000;

@@ -81,10 +81,11 @@ export function baselineOf(id: string, base: Base): string {
 }
 
 function rowOf(id: string, base: Base): Row {
-  const baseline = Variant.parse(baselineOf(id, base));
+  const name = baselineOf(id, base);
+  const baseline = Variant.parse(name);
   const option = LIMIT_OPTIONS[id];
   if (option !== undefined) return { variant: baseline, enable: option, baseline };
-  return { variant: Variant.parse(`${baselineOf(id, base)}+${id}`), enable: (s) => s, baseline };
+  return { variant: Variant.parse(`${name}+${id}`), enable: (s) => s, baseline };
 }
 
 export interface Detection {

@@ -17,7 +17,7 @@
 import { type Base, BASES, baselineOf, catalogRows, type Detection, detect } from '../catalog.ts';
 import { Coverage, fmtCoverageLine } from '../coverage.ts';
 import { scenarioSize } from '../scenario.ts';
-import { LIMITS, MASKED, WITNESSES } from '../witnesses/witnesses.ts';
+import { witnessOf } from '../witnesses/witnesses.ts';
 import { exitUsage, intArg, parseCli, UsageError } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
@@ -85,10 +85,7 @@ function main(): number {
     const ds = Array.from({ length: seeds }, (_, i) => one(i + 1));
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
-    const w =
-      WITNESSES.find((x) => x.flag === id)?.scenario ??
-      LIMITS.find((x) => x.id === id)?.scenario ??
-      MASKED.find((x) => x.flag === id)?.witness.scenario;
+    const w = witnessOf(id);
     const ws = w ? scenarioSize(w) : null;
     all.merge(coverage);
     const cov = coverage.report();

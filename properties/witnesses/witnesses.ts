@@ -731,3 +731,12 @@ export const LIMITS: readonly LimitWitness[] = [
     control: null,
   },
 ];
+
+/**
+ * A catalog row's witness scenario, whatever kind of row it is: a flag's, a masked flag's (on its
+ * unmasked base) or a known limit's (null: none in this model); undefined for an unknown id.
+ */
+export const witnessOf = (id: string): Scenario | null | undefined =>
+  WITNESSES.find((w) => w.flag === id)?.scenario ??
+  MASKED.find((m) => m.flag === id)?.witness.scenario ??
+  LIMITS.find((l) => l.id === id)?.scenario;
