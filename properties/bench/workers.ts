@@ -1,10 +1,9 @@
 /**
- * Worker threads for the benchmark: one per core, each on its own slice of the work. Under tsx
- * (npm run bench) a worker does not inherit the TypeScript hooks, and on Node 20 `execArgv:
- * ['--import', 'tsx']` does not reach the worker's entry module either; a one-line bootstrap
- * registers tsx's ESM hooks in the worker, then imports worker.ts (as properties/engine does).
+ * Worker threads for the benchmark: one per core, each on its own slice of the work (started
+ * under tsx as properties/engine/spawn.ts does).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnWorker } from '../engine/spawn.ts';
 import type { Throughput } from './throughput.ts';
 
 export type WorkerTask =
@@ -40,13 +39,8 @@ export type FromWorker =
       readonly violations: number;
     };
 
-export function startWorker(task: WorkerTask): Worker {
-  const entry = new URL('./worker.ts', import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return new Worker(entry, { workerData: task });
-  const api = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(code, { eval: true, workerData: task });
-}
+export const startWorker = (task: WorkerTask): Worker =>
+  spawnWorker(new URL('./worker.ts', import.meta.url), task);
 
 /** The next message of `w`; a worker error or exit rejects. */
 export function nextMessage(w: Worker): Promise<FromWorker> {

@@ -3,10 +3,9 @@
  * thread, the path the tests use); {@link WorkerPool} on N worker threads. Either way a job ends
  * in a result or a crash, never in an exception: a crashed job keeps every event it sent.
  */
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { Control, type Job, type JobEvent, type JobResult, runJob, YIELD_MS } from './jobs.ts';
+import { spawnWorker } from './spawn.ts';
 
 export type Outcome =
   { readonly ok: true; readonly result: JobResult } | { readonly ok: false; readonly error: string };
@@ -42,28 +41,9 @@ export class InProcess implements Executor {
   async close(): Promise<void> {}
 }
 
-/**
- * Worker threads load worker.ts through tsx when this module itself runs as TypeScript (the CLI
- * runs under tsx, whose hooks a worker does not inherit): a one-line bootstrap registers tsx's
- * ESM hooks in the worker, then imports the worker module.
- */
-function spawn(control: SharedArrayBuffer): Worker {
-  const entry = new URL('./worker.ts', import.meta.url);
-  const workerData = { control };
-  if (!import.meta.url.endsWith('.ts')) return new Worker(entry, { workerData });
-  const api = tsxApi();
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(code, { eval: true, workerData });
-}
-
-/** The URL of tsx's ESM API (import.meta.resolve is synchronous from Node 20.6 on). */
-function tsxApi(): string {
-  try {
-    return import.meta.resolve('tsx/esm/api');
-  } catch {
-    return pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href;
-  }
-}
+/** A worker thread running worker.ts (spawn.ts: under tsx too). */
+const spawn = (control: SharedArrayBuffer): Worker =>
+  spawnWorker(new URL('./worker.ts', import.meta.url), { control });
 
 interface Slot {
   worker: Worker | null;
