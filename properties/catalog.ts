@@ -20,12 +20,12 @@ import { dropOp, reduce } from './reduce.ts';
 import { MASKED } from './witnesses/witnesses.ts';
 import { runScenario } from './runner.ts';
 import {
+  arbFor,
   choicesArb,
   pctArb,
-  pctScenarioArb,
   type Scenario,
-  scenarioArb,
   scenarioSize,
+  type Strategy,
   UNRESETTABLE,
 } from './scenario.ts';
 
@@ -107,8 +107,11 @@ export interface Detection {
 
 export interface DetectOptions {
   readonly runs: number;
-  /** Schedules: uniform choice streams (default) or PCT priorities with change points. */
-  readonly strategy?: 'uniform' | 'pct';
+  /**
+   * Schedules: uniform choice streams (default), PCT priorities with change points, or both
+   * (each scenario one or the other: mixedScenarioArb).
+   */
+  readonly strategy?: Strategy;
   readonly timeMs?: number;
   readonly shrinkTimeMs?: number;
   /** Predicate calls the post-shrink reducer may make (reduce.ts; default its own default). */
@@ -226,13 +229,34 @@ function rescheduled(reduced: Scenario, sh: Shrink): Scenario {
   return best;
 }
 
-export function detect(flag: string, seed: number, opts: DetectOptions): Detection {
+/** A search before its shrink: what detect() found, or that it found nothing. */
+export interface Search {
+  readonly flag: string;
+  /** The fast-check seed the search ran with (the row's seed, or a worker's own: catalog-pool.ts). */
+  readonly seed: number;
+  readonly runs: number;
+  readonly msToDetect: number;
+  /** The first differential scenario and its fast-check path (for the shrink), or null. */
+  readonly found: { readonly scenario: Scenario; readonly path: string } | null;
+}
+
+/**
+ * The search half of {@link detect}: random scenarios until the first differential violation,
+ * the budget, or `stop()` (checked before every run; another worker found the row first).
+ */
+export function search(
+  flag: string,
+  seed: number,
+  opts: DetectOptions & { readonly stop?: () => boolean },
+): Search {
   const row = rowOf(flag, opts.base ?? 'v4');
-  const arb = opts.strategy === 'pct' ? pctScenarioArb : scenarioArb;
   const t0 = performance.now();
   let runs = 0;
-  const search = fc.check(
-    fc.property(arb, (s) => {
+  let stopped = false;
+  const r = fc.check(
+    fc.property(arbFor(opts.strategy ?? 'uniform'), (s) => {
+      // A failure ends the search at once (endOnFailure): the way out of fc.check.
+      if (opts.stop?.()) return !(stopped = true);
       if (opts.coverage) opts.coverage.stamp = runs;
       runs++;
       return differential(s, row, opts.coverage) === null;
@@ -246,10 +270,26 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     },
   );
   const msToDetect = performance.now() - t0;
-  if (!search.failed || search.counterexample === null || search.counterexamplePath === null) {
+  const found =
+    !stopped && r.failed && r.counterexample !== null && r.counterexamplePath !== null
+      ? { scenario: r.counterexample[0], path: r.counterexamplePath }
+      : null;
+  return { flag, seed, runs, msToDetect, found };
+}
+
+export function detect(flag: string, seed: number, opts: DetectOptions): Detection {
+  return shrinkFound(search(flag, seed, opts), opts, seed);
+}
+
+/** The shrink half of {@link detect}; `rowSeed` is the seed the caller reports. */
+export function shrinkFound(found: Search, opts: DetectOptions, rowSeed: number): Detection {
+  const { flag, seed, runs, msToDetect } = found;
+  const row = rowOf(flag, opts.base ?? 'v4');
+  const arb = arbFor(opts.strategy ?? 'uniform');
+  if (found.found === null) {
     return {
       flag,
-      seed,
+      seed: rowSeed,
       detected: false,
       property: null,
       shrunkProperty: null,
@@ -261,7 +301,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
       shrunk: null,
     };
   }
-  const property = differential(search.counterexample[0], row)!.property;
+  const property = differential(found.found.scenario, row)!.property;
   // The shrink keeps any differential violation, not only the property seen first: the row is
   // one change, so whatever fails with it and passes without it is its bug, and the smallest
   // scenario showing it is what a reviewer wants (enable-ats-failure-desync, say, is found as
@@ -277,7 +317,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
     fc.property(arb, (s) => ++calls > FC_SHRINK_CALLS || !keeps(s)),
     {
       seed,
-      path: search.counterexamplePath,
+      path: found.found.path,
       numRuns: 1,
       interruptAfterTimeLimit: shrinkTimeMs / 3,
       markInterruptAsFailure: false,
@@ -293,7 +333,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
   };
   const sh: Shrink = { seed, keeps, reduce: (s) => reduce(s, keeps, reduceOpts).scenario, until };
   let scenario = rescheduled(
-    redraw(arb, sh.reduce(shrink.counterexample?.[0] ?? search.counterexample[0]), sh),
+    redraw(arb, sh.reduce(shrink.counterexample?.[0] ?? found.found.scenario), sh),
     sh,
   );
   if (!scenario.pct) {
@@ -308,7 +348,7 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
   const failing = row.enable(scenario);
   return {
     flag,
-    seed,
+    seed: rowSeed,
     detected: true,
     property,
     message: shrunk.message,

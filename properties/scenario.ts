@@ -216,12 +216,33 @@ export const pctArb: fc.Arbitrary<PctSchedule> = fc.record({
   changes: fc.uniqueArray(fc.nat(400), { maxLength: 3 }),
 });
 
-export const scenarioArb: fc.Arbitrary<Scenario> = topologyArb.chain((topology) =>
-  fc.record({
-    topology: fc.constant(topology),
-    rounds: roundsArb(topology),
-    choices: choicesArb,
-  }),
+/**
+ * An unmap polls its CMD_SYNC with IRQs off: a GERROR interrupt routed to its CPU waits until the
+ * poll gives up, and an issuer behind it sees a plain timeout where it would have seen the error.
+ * Drawn independently, the interrupt's CPU is the unmap's in 1 scenario in 2 or 3; so in
+ * IRQ_ON_UNMAP_FREQ - 1 scenarios in IRQ_ON_UNMAP_FREQ it goes to the CPU of the first unmap (an
+ * option, so that shrinking takes it out and the topology's own CPU is back).
+ */
+export const IRQ_ON_UNMAP_FREQ = 2;
+
+function irqOnFirstUnmap(s: Scenario): Scenario {
+  const unmap = s.rounds.flat().find((o) => o.kind === 'unmap');
+  return unmap === undefined ? s : { ...s, topology: { ...s.topology, gerrorIrqCpu: unmap.cpu } };
+}
+
+const withIrqOnUnmap = (arb: fc.Arbitrary<Scenario>): fc.Arbitrary<Scenario> =>
+  fc
+    .tuple(arb, fc.option(fc.constant(true), { freq: IRQ_ON_UNMAP_FREQ }))
+    .map(([s, onUnmap]) => (onUnmap === null ? s : irqOnFirstUnmap(s)));
+
+export const scenarioArb: fc.Arbitrary<Scenario> = withIrqOnUnmap(
+  topologyArb.chain((topology) =>
+    fc.record({
+      topology: fc.constant(topology),
+      rounds: roundsArb(topology),
+      choices: choicesArb,
+    }),
+  ),
 );
 
 export function scenarioSize(s: Scenario): { ops: number; rounds: number; choices: number } {
@@ -233,18 +254,29 @@ export function scenarioSize(s: Scenario): { ops: number; rounds: number; choice
 }
 
 /** Scenarios with a PCT schedule instead of uniform choices: priorities and up to 3 change points. */
-export const pctScenarioArb: fc.Arbitrary<Scenario> = topologyArb.chain((topology) =>
-  fc.record({
-    topology: fc.constant(topology),
-    rounds: roundsArb(topology),
-    choices: fc.constant([] as number[]),
-    pct: pctArb,
-  }),
+export const pctScenarioArb: fc.Arbitrary<Scenario> = withIrqOnUnmap(
+  topologyArb.chain((topology) =>
+    fc.record({
+      topology: fc.constant(topology),
+      rounds: roundsArb(topology),
+      choices: fc.constant([] as number[]),
+      pct: pctArb,
+    }),
+  ),
 );
 
-export type Strategy = 'uniform' | 'pct';
-export const STRATEGIES: readonly Strategy[] = ['uniform', 'pct'];
+/**
+ * Scenarios with either kind of schedule, one in two each. Rows differ in which kind finds them
+ * (a late interrupt needs a choice stream's many small deviations, a starved reporter PCT's one
+ * change point), and a search rarely knows which it needs: mixing them per scenario costs a row
+ * at most half the speed of its better kind, where running one kind and then the other costs
+ * the first kind's whole budget.
+ */
+export const mixedScenarioArb: fc.Arbitrary<Scenario> = fc.oneof(scenarioArb, pctScenarioArb);
+
+export type Strategy = 'uniform' | 'pct' | 'both';
+export const STRATEGIES: readonly Strategy[] = ['uniform', 'pct', 'both'];
 
 /** The scenario arbitrary of a search strategy. */
 export const arbFor = (strategy: Strategy): fc.Arbitrary<Scenario> =>
-  strategy === 'pct' ? pctScenarioArb : scenarioArb;
+  strategy === 'pct' ? pctScenarioArb : strategy === 'both' ? mixedScenarioArb : scenarioArb;

@@ -59,7 +59,11 @@ describe('npm run bench -- --quick --json', () => {
     }
     expect(result.allCores.workers).toBeGreaterThan(0);
     expect(result.mix.scenariosUsed).toBeGreaterThan(0);
-    expect(result.detection.strategies).toEqual({ uniform: 'measured', pct: 'measured' });
+    expect(result.detection.strategies).toEqual({
+      uniform: 'measured',
+      pct: 'measured',
+      both: 'not measured',
+    });
     expect(result.detection.rows.length).toBeGreaterThan(0);
     for (const row of result.detection.rows) {
       for (const strategy of ['uniform', 'pct'] as const) {

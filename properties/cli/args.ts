@@ -7,6 +7,9 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export class UsageError extends Error {}
 
+/** The most worker threads a --workers flag takes (fuzz, catalog). */
+export const MAX_WORKERS = 256;
+
 /** Exit 2 with one line, `cmd: msg`. */
 export function exitUsage(cmd: string, msg: string): never {
   process.stderr.write(`${cmd}: ${msg}\n`);

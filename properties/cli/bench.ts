@@ -74,7 +74,8 @@ function settings(): Settings {
     for (const r of rows) {
       if (!known.includes(r)) throw new UsageError(`unknown catalog row '${r}' (known: ${known.join(', ')})`);
     }
-    const strategies = a.strategies === undefined ? STRATEGIES : a.strategies.split(',');
+    // By default the two kinds of schedule, each on its own ('both' mixes them: scenario.ts).
+    const strategies = a.strategies === undefined ? ['uniform', 'pct'] : a.strategies.split(',');
     for (const x of strategies) {
       if (!(STRATEGIES as readonly string[]).includes(x))
         throw new UsageError(`unknown strategy '${x}' (known: ${STRATEGIES.join(', ')})`);

@@ -14,16 +14,37 @@
  * v4's own bugs that its different timing reaches. A masked row (witnesses.ts MASKED) is searched
  * on the base with the flags that take the masking code out; its entry's `baseline` says so.
  */
+import { availableParallelism } from 'node:os';
 import { type Base, BASES, baselineOf, catalogRows, type Detection, detect } from '../catalog.ts';
+import { CatalogPool } from '../catalog-pool.ts';
 import { Coverage, fmtCoverageLine } from '../coverage.ts';
-import { scenarioSize } from '../scenario.ts';
+import { scenarioSize, STRATEGIES, type Strategy } from '../scenario.ts';
 import { witnessOf } from '../witnesses/witnesses.ts';
-import { exitUsage, intArg, parseCli, UsageError } from './args.ts';
+import { exitUsage, intArg, MAX_WORKERS, parseCli, UsageError } from './args.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
 
 /** fast-check's numRuns without --runs: the budget ends every search first. */
 const NO_CAP = 2 ** 31 - 1;
+
+/** One row of the table (and of the JSON's entries). */
+interface Entry {
+  readonly id: string;
+  readonly baseline: string;
+  readonly detected: boolean;
+  readonly seedsDetected: number;
+  readonly seeds: number;
+  readonly property: string | null;
+  readonly runsToDetectMedian: number;
+  readonly msToDetectMedian: number;
+  readonly msToDetectMax: number | null;
+  readonly shrinkMsMedian: number;
+  readonly shrunkOps: number | null;
+  readonly shrunkChoices: number | null;
+  readonly witnessOps: number | null;
+  readonly witnessChoices: number | null;
+  readonly coverage: { readonly ops: number; readonly transitions: number };
+}
 
 const median = (xs: number[]): number => {
   if (xs.length === 0) return Number.NaN;
@@ -32,7 +53,7 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-function main(): number {
+async function main(): Promise<number> {
   const { values } = parseCli('catalog', {
     options: {
       json: { type: 'boolean' },
@@ -42,12 +63,16 @@ function main(): number {
       strategy: { type: 'string' },
       base: { type: 'string' },
       flag: { type: 'string', multiple: true },
+      workers: { type: 'string' },
     },
   });
   let seeds: number;
   let runs: number | null;
   let budgetMs: number;
+  let workers: number;
   try {
+    workers =
+      intArg('workers', values.workers, 1, MAX_WORKERS) ?? Math.min(MAX_WORKERS, availableParallelism());
     seeds = intArg('seeds', values.seeds, 1) ?? 10;
     runs = intArg('runs', values.runs, 1) ?? null;
     budgetMs = (intArg('budget', values.budget, 1) ?? 30) * 1000;
@@ -55,9 +80,9 @@ function main(): number {
     if (e instanceof UsageError) fail(e.message);
     throw e;
   }
-  const strategy = values.strategy ?? 'both';
-  if (!['uniform', 'pct', 'both'].includes(strategy))
-    fail(`unknown --strategy '${strategy}' (known: uniform, pct, both)`);
+  const strategy = (values.strategy ?? 'both') as Strategy;
+  if (!STRATEGIES.includes(strategy))
+    fail(`unknown --strategy '${strategy}' (known: ${STRATEGIES.join(', ')})`);
   const base = values.base ?? 'v4';
   if (!(BASES as readonly string[]).includes(base))
     fail(`unknown --base '${base}' (known: ${BASES.join(', ')})`);
@@ -65,31 +90,23 @@ function main(): number {
   const ids = values.flag ?? rows;
   for (const id of ids) if (!rows.includes(id)) fail(`unknown row '${id}' (known: ${rows.join(', ')})`);
 
+  // One worker: detect() on this thread (what `npm test` runs). More: every seed on all of them.
+  const pool = workers > 1 ? await CatalogPool.start(workers) : null;
   const all = new Coverage();
-  const entries = ids.map((id) => {
+  const entries: Entry[] = [];
+  for (const id of ids) {
     const coverage = new Coverage();
-    // With both strategies, a seed counts when either finds the row (uniform first).
-    const one = (seed: number): Detection => {
-      if (strategy !== 'both')
-        return detect(id, seed, {
-          runs: runs ?? NO_CAP,
-          timeMs: budgetMs,
-          strategy: strategy as 'uniform' | 'pct',
-          coverage,
-          base: base as Base,
-        });
-      const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs / 2, coverage, base: base as Base };
-      const u = detect(id, seed, { ...opts, strategy: 'uniform' });
-      return u.detected ? u : detect(id, seed, { ...opts, strategy: 'pct' });
-    };
-    const ds = Array.from({ length: seeds }, (_, i) => one(i + 1));
+    const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs, strategy, coverage, base: base as Base };
+    const ds: Detection[] = [];
+    for (let seed = 1; seed <= seeds; seed++)
+      ds.push(pool === null ? detect(id, seed, opts) : await pool.detect(id, seed, opts));
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
     const w = witnessOf(id);
     const ws = w ? scenarioSize(w) : null;
     all.merge(coverage);
     const cov = coverage.report();
-    return {
+    entries.push({
       id,
       // What the row's scenarios must pass under: the base, or for a masked row the base with
       // the flags that take the masking code out (witnesses.ts MASKED).
@@ -107,8 +124,9 @@ function main(): number {
       witnessOps: ws?.ops ?? null,
       witnessChoices: ws?.choices ?? null,
       coverage: { ops: cov.ops.visited, transitions: cov.transitions.visited },
-    };
-  });
+    });
+  }
+  await pool?.close();
   const total = all.report();
   if (values.json) {
     process.stdout.write(
@@ -117,6 +135,7 @@ function main(): number {
         runs,
         budgetMs,
         base,
+        workers,
         entries,
         coverage: {
           ops: { visited: total.ops.visited, total: total.ops.total, never: total.ops.never },
@@ -149,11 +168,11 @@ function main(): number {
     process.stdout.write(`${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
     for (const r of rows) process.stdout.write(`${line(r)}\n`);
     process.stdout.write(
-      `\n${seeds} seeds per row, ${runs === null ? '' : `${runs} runs or `}${budgetMs / 1000} s per seed, strategy ${strategy}, base ${base}\n`,
+      `\n${seeds} seeds per row, ${runs === null ? '' : `${runs} runs or `}${budgetMs / 1000} s per seed, strategy ${strategy}, base ${base}, ${workers} worker(s)\n`,
     );
     process.stdout.write(`coverage of the searches (all rows): ${fmtCoverageLine(total)}\n`);
   }
   return entries.every((e) => e.detected) ? 0 : 1;
 }
 
-process.exitCode = main();
+process.exitCode = await main();

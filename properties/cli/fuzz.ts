@@ -27,12 +27,11 @@ import { Engine, type EngineState, type Reported } from '../engine/engine.ts';
 import { Control } from '../engine/jobs.ts';
 import { type Executor, InProcess, WorkerPool } from '../engine/pool.ts';
 import { parseShard, type Shard, ShardError, shardSeed, WHOLE } from '../engine/seeds.ts';
-import { exitUsage, intArg, UsageError, parseCli } from './args.ts';
+import { exitUsage, intArg, MAX_WORKERS, UsageError, parseCli } from './args.ts';
 import { Progress } from './progress.ts';
 import { STRATEGIES, type Strategy } from '../scenario.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAX_WORKERS = 256;
 const SUMMARY_EVERY_MS = 10_000;
 const SECOND_SIGNAL_MS = 1000;
 
