@@ -1,6 +1,6 @@
 /**
  * npm run catalog [-- --json] [--seeds K] [--runs N] [--budget SECONDS] [--strategy uniform|pct|both]
- *                  [--base v4|v4-fixed] [--flag ID ...]
+ *                  [--base v4|v4-fixed] [--workers N] [--flag ID ...]
  *
  * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
  * with the generic scenario arbitraries (for each modelled known limit: fails under v4 with the
@@ -13,6 +13,8 @@
  * fails under v4-fixed+flag, passes under v4-fixed), where a flag cannot be credited with one of
  * v4's own bugs that its different timing reaches. A masked row (witnesses.ts MASKED) is searched
  * on the base with the flags that take the masking code out; its entry's `baseline` says so.
+ * --workers N (default: all cores) searches each seed on N worker threads (catalog-pool.ts);
+ * --workers 1 on this thread, the same result every time for a given --runs.
  */
 import { availableParallelism } from 'node:os';
 import { type Base, BASES, baselineOf, catalogRows, type Detection, detect } from '../catalog.ts';

@@ -1,6 +1,6 @@
 /**
  * npm run fuzz -- --variant NAME (--runs N | --time SECONDS) [--seed S] [--workers N]
- *                 [--shard i/N] [--strategy uniform|pct] [--keep-going] [--out DIR] [--save-corpus]
+ *                 [--shard i/N] [--strategy uniform|pct|both] [--keep-going] [--out DIR] [--save-corpus]
  *                 [--corpus DIR] [--shrink-time SECONDS] [--json] [--coverage]
  *
  * Runs random scenarios until the first violation (or, with --keep-going, until the budget),
