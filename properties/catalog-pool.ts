@@ -8,7 +8,7 @@
 import type { Worker } from 'node:worker_threads';
 import type { DetectOptions, Detection } from './catalog.ts';
 import { Coverage, type CoverageJson } from './coverage.ts';
-import { spawnWorker } from './engine/spawn.ts';
+import { nextMessage, spawnWorker } from './engine/spawn.ts';
 
 export interface ToCatalogWorker {
   readonly id: number;
@@ -48,7 +48,7 @@ export class CatalogPool {
   /** Starts `n` workers and waits until each has loaded the harness. */
   static async start(n: number): Promise<CatalogPool> {
     const pool = new CatalogPool(n);
-    await Promise.all(pool.workers.map((w) => next(w, () => true)));
+    await Promise.all(pool.workers.map((w) => nextMessage<FromCatalogWorker>(w, 'catalog worker')));
     return pool;
   }
 
@@ -58,8 +58,9 @@ export class CatalogPool {
     const { coverage, ...o } = opts;
     const stop = new Int32Array(this.stop);
     const parts = this.workers.map(async (w, part) => {
-      const done = next(
+      const done = nextMessage<FromCatalogWorker>(
         w,
+        'catalog worker',
         (m) => m.type === 'done' && m.id === id,
         (m) => {
           // The first find stops the other workers' searches.
@@ -86,35 +87,4 @@ export class CatalogPool {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
-}
-
-/** The next message of `w` that `until` accepts (each earlier one goes to `seen`). */
-function next(
-  w: Worker,
-  until: (m: FromCatalogWorker) => boolean,
-  seen: (m: FromCatalogWorker) => void = () => {},
-): Promise<FromCatalogWorker> {
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      w.off('message', onMessage);
-      w.off('error', onError);
-      w.off('exit', onExit);
-    };
-    const onMessage = (m: FromCatalogWorker) => {
-      if (!until(m)) return seen(m);
-      cleanup();
-      resolve(m);
-    };
-    const onError = (e: unknown) => {
-      cleanup();
-      reject(e instanceof Error ? e : new Error(String(e)));
-    };
-    const onExit = (code: number) => {
-      cleanup();
-      reject(new Error(`catalog worker exited with code ${code}`));
-    };
-    w.on('message', onMessage);
-    w.on('error', onError);
-    w.on('exit', onExit);
-  });
 }

@@ -3,7 +3,7 @@
  * under tsx as properties/engine/spawn.ts does).
  */
 import type { Worker } from 'node:worker_threads';
-import { spawnWorker } from '../engine/spawn.ts';
+import { nextMessage as awaitMessage, spawnWorker } from '../engine/spawn.ts';
 import type { Throughput } from './throughput.ts';
 
 export type WorkerTask =
@@ -43,30 +43,7 @@ export const startWorker = (task: WorkerTask): Worker =>
   spawnWorker(new URL('./worker.ts', import.meta.url), task);
 
 /** The next message of `w`; a worker error or exit rejects. */
-export function nextMessage(w: Worker): Promise<FromWorker> {
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      w.off('message', onMessage);
-      w.off('error', onError);
-      w.off('exit', onExit);
-    };
-    const onMessage = (m: FromWorker) => {
-      cleanup();
-      resolve(m);
-    };
-    const onError = (e: unknown) => {
-      cleanup();
-      reject(e instanceof Error ? e : new Error(String(e)));
-    };
-    const onExit = (code: number) => {
-      cleanup();
-      reject(new Error(`bench worker exited with code ${code}`));
-    };
-    w.on('message', onMessage);
-    w.on('error', onError);
-    w.on('exit', onExit);
-  });
-}
+export const nextMessage = (w: Worker): Promise<FromWorker> => awaitMessage<FromWorker>(w, 'bench worker');
 
 /**
  * The throughput figures of all cores together (no verdict count: the workers only run); a pass

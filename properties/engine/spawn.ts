@@ -23,3 +23,38 @@ function tsxApi(): string {
     return pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href;
   }
 }
+
+/**
+ * The next message of `w` that `until` accepts (each one before it goes to `seen`); an error in
+ * the worker, or its exit ("`label` exited with code N"), rejects.
+ */
+export function nextMessage<T>(
+  w: Worker,
+  label: string,
+  until: (m: T) => boolean = () => true,
+  seen: (m: T) => void = () => {},
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      w.off('message', onMessage);
+      w.off('error', onError);
+      w.off('exit', onExit);
+    };
+    const onMessage = (m: T) => {
+      if (!until(m)) return seen(m);
+      cleanup();
+      resolve(m);
+    };
+    const onError = (e: unknown) => {
+      cleanup();
+      reject(e instanceof Error ? e : new Error(String(e)));
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new Error(`${label} exited with code ${code}`));
+    };
+    w.on('message', onMessage);
+    w.on('error', onError);
+    w.on('exit', onExit);
+  });
+}
