@@ -235,15 +235,18 @@ const withIrqOnUnmap = (arb: fc.Arbitrary<Scenario>): fc.Arbitrary<Scenario> =>
     .tuple(arb, fc.option(fc.constant(true), { freq: IRQ_ON_UNMAP_FREQ }))
     .map(([s, onUnmap]) => (onUnmap === null ? s : irqOnFirstUnmap(s)));
 
-export const scenarioArb: fc.Arbitrary<Scenario> = withIrqOnUnmap(
-  topologyArb.chain((topology) =>
-    fc.record({
-      topology: fc.constant(topology),
-      rounds: roundsArb(topology),
-      choices: choicesArb,
-    }),
-  ),
-);
+/** Scenarios on a drawn topology whose schedule (the record's last fields) `schedule` draws. */
+const scenarioWith = (schedule: {
+  readonly choices: fc.Arbitrary<number[]>;
+  readonly pct?: fc.Arbitrary<PctSchedule>;
+}): fc.Arbitrary<Scenario> =>
+  withIrqOnUnmap(
+    topologyArb.chain((topology) =>
+      fc.record({ topology: fc.constant(topology), rounds: roundsArb(topology), ...schedule }),
+    ),
+  );
+
+export const scenarioArb: fc.Arbitrary<Scenario> = scenarioWith({ choices: choicesArb });
 
 export function scenarioSize(s: Scenario): { ops: number; rounds: number; choices: number } {
   return {
@@ -254,16 +257,10 @@ export function scenarioSize(s: Scenario): { ops: number; rounds: number; choice
 }
 
 /** Scenarios with a PCT schedule instead of uniform choices: priorities and up to 3 change points. */
-export const pctScenarioArb: fc.Arbitrary<Scenario> = withIrqOnUnmap(
-  topologyArb.chain((topology) =>
-    fc.record({
-      topology: fc.constant(topology),
-      rounds: roundsArb(topology),
-      choices: fc.constant([] as number[]),
-      pct: pctArb,
-    }),
-  ),
-);
+export const pctScenarioArb: fc.Arbitrary<Scenario> = scenarioWith({
+  choices: fc.constant([] as number[]),
+  pct: pctArb,
+});
 
 /**
  * Scenarios with either kind of schedule, one in two each. Rows differ in which kind finds them
