@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { FLAGS, V4_FIXED, Variant } from '../impl/variants.ts';
 import type { Op } from '../impl/system.ts';
 import type { Coverage } from './coverage.ts';
-import { dropOp, reduce } from './reduce.ts';
+import { dropOp, mergeDevice, reduce } from './reduce.ts';
 import { MASKED } from './witnesses/witnesses.ts';
 import { runScenario } from './runner.ts';
 import {
@@ -184,6 +184,119 @@ function redraw(arb: fc.Arbitrary<Scenario>, reduced: Scenario, sh: Shrink): Sce
   return reduced;
 }
 
+/** Runs the sub-shape step may make in all (see {@link subShapes}). */
+export const SUB_SHAPE_RUNS = 12_000;
+/** Fresh schedules of each kind, with and without CPU stalls, that it tries on each shape. */
+export const SUB_SHAPE_SCHEDULES = 50;
+/** The largest sub-shape it tries: beyond that, dropping one operation at a time is cheaper. */
+export const SUB_SHAPE_MAX_OPS = 3;
+
+/** The k-element index subsets of 0..n-1, in lexicographic order. */
+function* combinations(n: number, k: number, from = 0): Generator<number[]> {
+  if (k === 0) {
+    yield [];
+    return;
+  }
+  for (let i = from; i <= n - k; i++) for (const rest of combinations(n, k - 1, i + 1)) yield [i, ...rest];
+}
+
+/**
+ * The rounds of every sub-multiset of a scenario's operations with at most
+ * {@link SUB_SHAPE_MAX_OPS} of them (and fewer than it has), fewest first, each arranged three
+ * ways: in the rounds they had, all in one round, and one per round in their order.
+ */
+export function smallerShapes(s: Scenario): Scenario['rounds'][] {
+  const ops = s.rounds.flatMap((r, k) => r.map((op) => ({ op, k })));
+  const seen = new Set<string>();
+  const shapes: Scenario['rounds'][] = [];
+  for (let size = 1; size < ops.length && size <= SUB_SHAPE_MAX_OPS; size++) {
+    for (const idx of combinations(ops.length, size)) {
+      const pick = idx.map((i) => ops[i]!);
+      const grouped = s.rounds
+        .map((_, k) => pick.filter((p) => p.k === k).map((p) => p.op))
+        .filter((r) => r.length > 0);
+      for (const rounds of [grouped, [pick.map((p) => p.op)], pick.map((p) => [p.op])]) {
+        const key = JSON.stringify(rounds);
+        if (!seen.has(key)) {
+          seen.add(key);
+          shapes.push(rounds);
+        }
+      }
+    }
+  }
+  return shapes;
+}
+
+/**
+ * Fresh schedules for a scenario's smaller shapes: its own kind of schedule first, then the
+ * other kind, then both again with CPU stalls turned on (a smaller scenario may need them:
+ * stale-broken-report's witness does). `count` of each kind, drawn from `seed`.
+ */
+function freshSchedules(
+  from: Scenario,
+  seed: number,
+  count: number,
+): ((rounds: Scenario['rounds']) => Scenario)[] {
+  const opts = { seed, numRuns: count };
+  const uniform = fc.sample(choicesArb, opts);
+  const pct = fc.sample(pctArb, opts);
+  const topologies = from.topology.stalls
+    ? [from.topology]
+    : [from.topology, { ...from.topology, stalls: true }];
+  return topologies.flatMap((topology) => {
+    const u = uniform.map((choices) => (rounds: Scenario['rounds']): Scenario => ({
+      topology,
+      rounds,
+      choices,
+    }));
+    const p = pct.map((schedule) => (rounds: Scenario['rounds']): Scenario => ({
+      topology,
+      rounds,
+      choices: [],
+      pct: schedule,
+    }));
+    return from.pct ? [...p, ...u] : [...u, ...p];
+  });
+}
+
+/**
+ * A local minimum may hold a smaller scenario of another shape made of its own operations
+ * (stale-broken-report found as two resets, a hang and an attach on one CPU, where the reset and
+ * the hang of one device in one round, with CPU stalls and a PCT schedule, fail in about 2
+ * schedules in 100, and no single operation can be dropped under 12,000). So try its small
+ * sub-shapes (smallerShapes), and those of the scenario with two of its devices made one, fewest
+ * operations first, each with {@link SUB_SHAPE_SCHEDULES} fresh schedules of each kind, within
+ * {@link SUB_SHAPE_RUNS} runs; the first that still fails is reduced and replaces it.
+ */
+function subShapes(reduced: Scenario, sh: Shrink): Scenario {
+  // The scenario itself, then with each pair of its devices made one: a hang of one device and a
+  // reset of another may show, on one device, what the row's bug needs.
+  const devices = reduced.topology.devices.length;
+  const bases = [
+    reduced,
+    ...Array.from({ length: devices }, (_, to) =>
+      Array.from({ length: devices - to - 1 }, (_, k) => mergeDevice(reduced, to + k + 1, to)),
+    ).flat(),
+  ].filter((s): s is Scenario => s !== null);
+  const seed = sh.seed ^ (REDRAW_SEED - 1);
+  const shapes = bases
+    .flatMap((base) => {
+      const schedules = freshSchedules(base, seed, SUB_SHAPE_SCHEDULES);
+      return smallerShapes(base).map((rounds) => ({ rounds, schedules }));
+    })
+    // Fewest operations first, whichever base they come from (a stable sort).
+    .sort((a, b) => a.rounds.flat().length - b.rounds.flat().length);
+  let runs = 0;
+  for (const { rounds, schedules } of shapes) {
+    for (const f of schedules) {
+      if (runs++ >= SUB_SHAPE_RUNS || performance.now() >= sh.until) return reduced;
+      const candidate = f(rounds);
+      if (sh.keeps(candidate)) return sh.reduce(candidate);
+    }
+  }
+  return reduced;
+}
+
 /** Fresh schedules tried for each operation dropped (see {@link rescheduled}). */
 export const SCHEDULES_PER_DROP = 100;
 
@@ -198,28 +311,11 @@ function rescheduled(reduced: Scenario, sh: Shrink): Scenario {
   let best = reduced;
   for (let pass = 0; scenarioSize(best).ops > 1 && performance.now() < sh.until; pass++) {
     const from = best;
-    const opts = { seed: sh.seed ^ (REDRAW_SEED + REDRAW_BATCHES + pass), numRuns: SCHEDULES_PER_DROP };
-    const uniform = fc.sample(choicesArb, opts);
-    const pct = fc.sample(pctArb, opts);
-    // The scenario's own kind of schedule first; then the other kind, and CPU stalls turned on:
-    // a smaller scenario may need them (stale-broken-report's witness does).
-    const topologies = from.topology.stalls
-      ? [from.topology]
-      : [from.topology, { ...from.topology, stalls: true }];
-    const withSchedules: ((rounds: Scenario['rounds']) => Scenario)[] = topologies.flatMap((topology) => {
-      const u = uniform.map((choices) => (rounds: Scenario['rounds']): Scenario => ({
-        topology,
-        rounds,
-        choices,
-      }));
-      const p = pct.map((schedule) => (rounds: Scenario['rounds']): Scenario => ({
-        topology,
-        rounds,
-        choices: [],
-        pct: schedule,
-      }));
-      return from.pct ? [...p, ...u] : [...u, ...p];
-    });
+    const withSchedules = freshSchedules(
+      from,
+      sh.seed ^ (REDRAW_SEED + REDRAW_BATCHES + pass),
+      SCHEDULES_PER_DROP,
+    );
     // More than one operation is left, so dropping one never empties the scenario.
     const dropped = Array.from({ length: scenarioSize(from).ops }, (_, i) => dropOp(from, i)!.rounds);
     const found = dropped.flatMap((rounds) => withSchedules.map((f) => f(rounds))).find(sh.keeps);
@@ -333,7 +429,7 @@ export function shrinkFound(found: Search, opts: DetectOptions, rowSeed: number)
   };
   const sh: Shrink = { seed, keeps, reduce: (s) => reduce(s, keeps, reduceOpts).scenario, until };
   let scenario = rescheduled(
-    redraw(arb, sh.reduce(shrink.counterexample?.[0] ?? found.found.scenario), sh),
+    subShapes(redraw(arb, sh.reduce(shrink.counterexample?.[0] ?? found.found.scenario), sh), sh),
     sh,
   );
   if (!scenario.pct) {

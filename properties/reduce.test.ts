@@ -4,7 +4,7 @@ import { describe, expect } from 'vitest';
 import type { Op, Topology } from '../impl/system.ts';
 import { Variant } from '../impl/variants.ts';
 import { parseCounterexample } from './counterexample-file.ts';
-import { type Keeps, reduce, sizeKey } from './reduce.ts';
+import { type Keeps, mergeDevice, reduce, sizeKey, validScenario } from './reduce.ts';
 import { runScenario } from './runner.ts';
 import { type Scenario, pctScenarioArb, scenarioArb, scenarioSize } from './scenario.ts';
 import { WITNESSES } from './witnesses/witnesses.ts';
@@ -224,6 +224,30 @@ describe('reduce', () => {
       const r = reduce(s, keeps, opts);
       expect(keeps(r.scenario)).toBe(true);
       expect(reduce(s, keeps, opts)).toEqual(r);
+    },
+  );
+});
+
+describe('mergeDevice', () => {
+  const multiDevice = fc.oneof(scenarioArb, pctScenarioArb).filter((s) => s.topology.devices.length > 1);
+  test.prop([multiDevice, fc.nat(), fc.nat()], { numRuns: 100 })(
+    'moves one device onto another: one device fewer, the same operations, a valid scenario',
+    (s, a, b) => {
+      const n = s.topology.devices.length;
+      const from = 1 + (a % (n - 1));
+      const to = b % from;
+      // Moving operations never removes one, so some operation is always left.
+      const m = mergeDevice(s, from, to)!;
+      expect(m).not.toBeNull();
+      expect(m.topology.devices.length).toBe(n - 1);
+      expect(scenarioSize(m).ops).toBe(scenarioSize(s).ops);
+      // Device indices below `from` keep their number, `from` becomes `to`, later ones move down.
+      const expected = s.rounds.flat().map((o) => {
+        if (!('dev' in o)) return o;
+        return { ...o, dev: o.dev === from ? to : o.dev > from ? o.dev - 1 : o.dev };
+      });
+      expect(m.rounds.flat()).toEqual(expected);
+      expect(validScenario(m)).toBe(true);
     },
   );
 });

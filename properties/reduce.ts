@@ -240,6 +240,20 @@ const dropDevice: Pass = (s, i) => {
   return withRounds(withTopology(s, { devices }), rounds);
 };
 
+/**
+ * `s` with device `from`'s operations moved to device `to` and `from` dropped (as dropDevice
+ * does: later indices and links move down), or null if that leaves no operation.
+ */
+export function mergeDevice(s: Scenario, from: number, to: number): Scenario | null {
+  const moved = withRounds(
+    s,
+    mapOps(s, (op) => (field(op, 'dev') === from ? withField(op, 'dev', to) : op)),
+  );
+  if (moved === null) return null;
+  const dropped = dropDevice(moved, s.topology.devices.length - 1 - from);
+  return dropped ?? null;
+}
+
 /** A topology field naming a CPU (`gerrorIrqCpu`, a feature's `irqCpu`, ...). */
 const CPU_KEY = /(^cpu|Cpu)$/;
 
