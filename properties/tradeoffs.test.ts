@@ -74,6 +74,35 @@ describe('tallyEvents', () => {
     ]);
   });
 
+  test('inside a reset the device is not usable: a late fence there is counted apart, not false', () => {
+    // The reset's own ATC flush timed out on the hung device; the FLR works; the broken worker
+    // then quarantines it before done() unblocks (a v4 run of the default tradeoffs sample).
+    const late = tally(
+      { kind: 'hang', dev: 0 },
+      { kind: 'syncAtcError', pos: 4, prod: 4, devs: [0], sentAt: [5] },
+      { kind: 'atsFenced', dev: 0 },
+      { kind: 'blocked', dev: 0, from: BLOCKED_NO, to: BLOCKED_RESETTING },
+      { kind: 'endpointReset', dev: 0, ok: true },
+      { kind: 'blocked', dev: 0, from: BLOCKED_RESETTING, to: BLOCKED_BROKEN },
+      { kind: 'blocked', dev: 0, from: BLOCKED_BROKEN, to: BLOCKED_NO },
+    );
+    expect(late).toMatchObject({ fences: 1, trueFences: 1, falseFences: 0, fencesInReset: 1 });
+    expect(late).toMatchObject({ coreQuarantines: 1, falseCoreQuarantines: 0 });
+    // A device that never hung: an invalidation sent into its FLR fails after the FLR worked, and
+    // its ATS is fenced before done() turns it back on.
+    const intoFlr = tally(
+      { kind: 'blocked', dev: 1, from: BLOCKED_NO, to: BLOCKED_RESETTING },
+      { kind: 'endpointReset', dev: 1, ok: true },
+      { kind: 'syncAtcError', pos: 9, prod: 1, devs: [1], sentAt: [5] },
+      { kind: 'atsFenced', dev: 1 },
+      { kind: 'eatsEnabled', dev: 1 },
+      { kind: 'blocked', dev: 1, from: BLOCKED_RESETTING, to: BLOCKED_NO },
+      // Once unblocked it is usable: fencing it now is a false fence.
+      { kind: 'atsFenced', dev: 1 },
+    );
+    expect(intoFlr).toMatchObject({ fences: 1, falseFences: 1, fencesInReset: 1, coreQuarantines: 0 });
+  });
+
   test('an invalidation sent into the FLR that fails after it worked is the ended episode’s', () => {
     const t = tally(
       { kind: 'hang', dev: 0 }, // at 0

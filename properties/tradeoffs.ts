@@ -5,7 +5,8 @@
  *
  * - A *fence* is a device going from usable to fenced: the driver fenced its ATS (`atsFenced`) or
  *   the core quarantined it as broken (`blocked` to BLOCKED_BROKEN); v4 does both for one
- *   timeout, which counts once. It stays fenced until ATS is turned back on (`eatsEnabled`) or a
+ *   timeout, which counts once. A device blocked for a reset (BLOCKED_RESETTING) is not usable:
+ *   a fence then is counted apart, and belongs to the episode the reset ends or ended. It stays fenced until ATS is turned back on (`eatsEnabled`) or a
  *   reset works (`endpointReset` ok). A fence is *false* when the device has not hung since its
  *   last working reset, *true* when it has.
  * - A *hang episode* runs from a device's hang to its next working reset or the end of the run.
@@ -19,7 +20,7 @@
  */
 import fc from 'fast-check';
 import type { SimEvent } from '../impl/events.ts';
-import { BLOCKED_BROKEN } from '../impl/kernel.ts';
+import { BLOCKED_BROKEN, BLOCKED_RESETTING } from '../impl/kernel.ts';
 import { Variant } from '../impl/variants.ts';
 import { isSafety, propertyRank } from './invariants.ts';
 import { runScenario } from './runner.ts';
@@ -55,6 +56,11 @@ export interface RunTally {
   readonly trueFences: number;
   /** Of `falseFences`, those of a device whose last reset failed (not ready, yet never hung). */
   readonly falseFencesAfterFailedReset: number;
+  /**
+   * Fences of a device blocked for a reset (not counted in `fences`): the late report of a
+   * timeout of the reset's own ATC flush, or of an invalidation sent into its FLR.
+   */
+  readonly fencesInReset: number;
   /** Transitions to BLOCKED_BROKEN. */
   readonly coreQuarantines: number;
   /** Of `coreQuarantines`, those of a device that had not hung since its last working reset. */
@@ -82,6 +88,8 @@ interface DevState {
   ended: EpisodeAcc | null;
   okResetAt: number;
   fenced: boolean;
+  /** Blocked for a reset (BLOCKED_RESETTING) now. */
+  resetting: boolean;
   /** An invalidation timed out while the device was not fenced, and no fence followed yet. */
   unanswered: boolean;
   lastResetFailed: boolean;
@@ -98,6 +106,7 @@ export function tallyEvents(events: readonly TimedEvent[]): RunTally {
         ended: null,
         okResetAt: -1,
         fenced: false,
+        resetting: false,
         unanswered: false,
         lastResetFailed: false,
       };
@@ -109,14 +118,22 @@ export function tallyEvents(events: readonly TimedEvent[]): RunTally {
   let fences = 0;
   let falseFences = 0;
   let falseFencesAfterFailedReset = 0;
+  let fencesInReset = 0;
   let coreQuarantines = 0;
   let falseCoreQuarantines = 0;
   const outside = new Set<string>();
+  /** The episode a fence of `s` belongs to: the open one, or inside a reset the one it ended. */
+  const fencedEpisode = (s: DevState): EpisodeAcc | null => s.episode ?? (s.resetting ? s.ended : null);
   const fence = (s: DevState): void => {
     s.unanswered = false;
-    if (s.episode !== null) s.episode.fenced = true;
+    const ep = fencedEpisode(s);
+    if (ep !== null) ep.fenced = true;
     if (s.fenced) return;
     s.fenced = true;
+    if (s.resetting) {
+      fencesInReset++;
+      return;
+    }
     fences++;
     if (s.episode === null) {
       falseFences++;
@@ -159,11 +176,15 @@ export function tallyEvents(events: readonly TimedEvent[]): RunTally {
         fence(dev(e.dev));
         break;
       case 'blocked': {
-        if (e.to !== BLOCKED_BROKEN || e.from === BLOCKED_BROKEN) break;
         const s = dev(e.dev);
-        coreQuarantines++;
-        if (s.episode === null) falseCoreQuarantines++;
-        fence(s);
+        // The fence below is judged by the state before this transition.
+        s.resetting = e.from === BLOCKED_RESETTING;
+        if (e.to === BLOCKED_BROKEN && e.from !== BLOCKED_BROKEN) {
+          coreQuarantines++;
+          if (fencedEpisode(s) === null) falseCoreQuarantines++;
+          fence(s);
+        }
+        s.resetting = e.to === BLOCKED_RESETTING;
         break;
       }
       case 'eatsEnabled': {
@@ -197,6 +218,7 @@ export function tallyEvents(events: readonly TimedEvent[]): RunTally {
   for (const s of devs.values()) if (s.episode !== null && s.unanswered) missed++;
   return {
     fences,
+    fencesInReset,
     falseFences,
     trueFences: fences - falseFences,
     falseFencesAfterFailedReset,
@@ -250,6 +272,7 @@ export interface DesignStats {
   readonly trueFences: number;
   readonly falseFencesAfterFailedReset: number;
   readonly scenariosWithFalseFence: number;
+  readonly fencesInReset: number;
   readonly coreQuarantines: number;
   readonly falseCoreQuarantines: number;
   readonly episodes: number;
@@ -283,6 +306,7 @@ export function summarize(design: string, runs: readonly Measured[]): DesignStat
   let falseFences = 0;
   let falseFencesAfterFailedReset = 0;
   let scenariosWithFalseFence = 0;
+  let fencesInReset = 0;
   let coreQuarantines = 0;
   let falseCoreQuarantines = 0;
   let episodes = 0;
@@ -300,6 +324,7 @@ export function summarize(design: string, runs: readonly Measured[]): DesignStat
     falseFences += t.falseFences;
     falseFencesAfterFailedReset += t.falseFencesAfterFailedReset;
     if (t.falseFences > 0) scenariosWithFalseFence++;
+    fencesInReset += t.fencesInReset;
     coreQuarantines += t.coreQuarantines;
     falseCoreQuarantines += t.falseCoreQuarantines;
     missed += t.missed;
@@ -332,6 +357,7 @@ export function summarize(design: string, runs: readonly Measured[]): DesignStat
     trueFences: fences - falseFences,
     falseFencesAfterFailedReset,
     scenariosWithFalseFence,
+    fencesInReset,
     coreQuarantines,
     falseCoreQuarantines,
     episodes,
@@ -395,6 +421,7 @@ export function tableRows(r: TradeoffReport): [string, ...string[]][] {
       (d) => `${d.scenariosWithFalseFence} (${pct(d.scenariosWithFalseFence, d.scenarios)})`,
     ),
     row('true fences (hung device fenced), per 1000', (d) => per1000(d.trueFences, d.scenarios)),
+    row('fences of a device blocked for a reset (not above)', (d) => String(d.fencesInReset)),
     row('missed: hung at the end, timed out, never fenced', (d) => String(d.missed)),
     row('core quarantines (BLOCKED_BROKEN), per 1000', (d) => per1000(d.coreQuarantines, d.scenarios)),
     row('  of a device that had not hung', (d) => String(d.falseCoreQuarantines)),
