@@ -271,13 +271,14 @@ function freshSchedules(
 function subShapes(reduced: Scenario, sh: Shrink): Scenario {
   // The scenario itself, then with each pair of its devices made one: a hang of one device and a
   // reset of another may show, on one device, what the row's bug needs.
+  const bases = [reduced];
   const devices = reduced.topology.devices.length;
-  const bases = [
-    reduced,
-    ...Array.from({ length: devices }, (_, to) =>
-      Array.from({ length: devices - to - 1 }, (_, k) => mergeDevice(reduced, to + k + 1, to)),
-    ).flat(),
-  ].filter((s): s is Scenario => s !== null);
+  for (let to = 0; to < devices; to++) {
+    for (let from = to + 1; from < devices; from++) {
+      const merged = mergeDevice(reduced, from, to);
+      if (merged !== null) bases.push(merged);
+    }
+  }
   const seed = sh.seed ^ (REDRAW_SEED - 1);
   const shapes = bases
     .flatMap((base) => {

@@ -6,8 +6,8 @@
  * - A *fence* is a device going from usable to fenced: the driver fenced its ATS (`atsFenced`) or
  *   the core quarantined it as broken (`blocked` to BLOCKED_BROKEN); v4 does both for one
  *   timeout, which counts once. A device blocked for a reset (BLOCKED_RESETTING) is not usable:
- *   a fence then is counted apart, and belongs to the episode the reset ends or ended. It stays fenced until ATS is turned back on (`eatsEnabled`) or a
- *   reset works (`endpointReset` ok). A fence is *false* when the device has not hung since its
+ *   a fence then is counted apart, and belongs to the episode the reset ends or ended. It stays
+ *   fenced until ATS is turned back on (`eatsEnabled`) or a reset works (`endpointReset` ok). A fence is *false* when the device has not hung since its
  *   last working reset, *true* when it has.
  * - A *hang episode* runs from a device's hang to its next working reset or the end of the run.
  *   Its ATC timeouts are the distinct failing CMD_SYNCs (`syncAtcError` positions) naming the
@@ -122,15 +122,19 @@ export function tallyEvents(events: readonly TimedEvent[]): RunTally {
   let coreQuarantines = 0;
   let falseCoreQuarantines = 0;
   const outside = new Set<string>();
-  /** The episode a fence of `s` belongs to: the open one, or inside a reset the one it ended. */
-  const fencedEpisode = (s: DevState): EpisodeAcc | null => s.episode ?? (s.resetting ? s.ended : null);
-  const fence = (s: DevState): void => {
+  /**
+   * The episode a fence of `s` belongs to: the open one, or inside a reset (`inReset`: blocked
+   * for it when fenced) the one the reset ended.
+   */
+  const fencedEpisode = (s: DevState, inReset: boolean): EpisodeAcc | null =>
+    s.episode ?? (inReset ? s.ended : null);
+  const fence = (s: DevState, inReset: boolean): void => {
     s.unanswered = false;
-    const ep = fencedEpisode(s);
+    const ep = fencedEpisode(s, inReset);
     if (ep !== null) ep.fenced = true;
     if (s.fenced) return;
     s.fenced = true;
-    if (s.resetting) {
+    if (inReset) {
       fencesInReset++;
       return;
     }
@@ -172,17 +176,19 @@ export function tallyEvents(events: readonly TimedEvent[]): RunTally {
         }
         break;
       }
-      case 'atsFenced':
-        fence(dev(e.dev));
+      case 'atsFenced': {
+        const s = dev(e.dev);
+        fence(s, s.resetting);
         break;
+      }
       case 'blocked': {
         const s = dev(e.dev);
-        // The fence below is judged by the state before this transition.
-        s.resetting = e.from === BLOCKED_RESETTING;
+        // A quarantine is judged by the state it leaves (the event's own `from`).
+        const inReset = e.from === BLOCKED_RESETTING;
         if (e.to === BLOCKED_BROKEN && e.from !== BLOCKED_BROKEN) {
           coreQuarantines++;
-          if (fencedEpisode(s) === null) falseCoreQuarantines++;
-          fence(s);
+          if (fencedEpisode(s, inReset) === null) falseCoreQuarantines++;
+          fence(s, inReset);
         }
         s.resetting = e.to === BLOCKED_RESETTING;
         break;
