@@ -16,6 +16,7 @@ import fc from 'fast-check';
 import { FLAGS, V4_FIXED, Variant } from '../impl/variants.ts';
 import type { Op } from '../impl/system.ts';
 import type { Coverage } from './coverage.ts';
+import { projectDrop, record } from './project.ts';
 import { dropOp, mergeDevice, reduce } from './reduce.ts';
 import { MASKED } from './witnesses/witnesses.ts';
 import { runScenario } from './runner.ts';
@@ -147,6 +148,8 @@ function differential(
 interface Shrink {
   readonly seed: number;
   readonly keeps: (s: Scenario) => boolean;
+  /** The variant a scenario fails under as it is, or null when the row rewrites it (a limit). */
+  readonly failsUnder: Variant | null;
   readonly reduce: (s: Scenario) => Scenario;
   /** A performance.now() deadline: a safety net, as the reducer's. */
   readonly until: number;
@@ -155,6 +158,37 @@ interface Shrink {
 /** Predicate calls for fast-check's own shrink in detect(): a bound, so that it is repeatable. */
 export const FC_SHRINK_CALLS = 500;
 
+/**
+ * A failure that hangs on one long schedule survives no edit that shifts its choices: dropping an
+ * operation renumbers every later decision (master-freed-under-rcu found with 6 operations and 36
+ * choices, none of whose 2–4-operation sub-shapes fails under 1,000 fresh schedules). So carry
+ * the failing run's own schedule over to the scenario without two, then one, of its operations
+ * (project.ts); the first that still fails is reduced and projected again. Each candidate costs
+ * a few runs, so this comes before the steps that draw fresh schedules. Uniform scenarios only:
+ * a projection is a choice stream, where a PCT find is a few numbers that the later steps shrink.
+ */
+function projected(reduced: Scenario, sh: Shrink): Scenario {
+  const variant = sh.failsUnder;
+  if (variant === null || reduced.pct) return reduced;
+  let best = reduced;
+  for (;;) {
+    const n = scenarioSize(best).ops;
+    if (n <= 1 || performance.now() >= sh.until) return best;
+    const from = best;
+    const rec = record(from, variant);
+    let found: Scenario | null = null;
+    for (const d of [...combinations(n, 2), ...combinations(n, 1)]) {
+      const c = projectDrop(from, rec, new Set(d), variant);
+      if (c !== null && sh.keeps(c)) {
+        found = c;
+        break;
+      }
+    }
+    if (found === null) return best;
+    best = sh.reduce(found);
+  }
+}
+
 /** Fresh scenarios drawn after the reducer, in batches (see {@link redraw}). */
 export const REDRAW_BATCHES = 5;
 const REDRAW_BATCH = 1000;
@@ -162,12 +196,19 @@ const REDRAW_BATCH = 1000;
 const REDRAW_SEED = 0x5eed;
 
 /**
+ * Rounds of the redrawn scenarios: at most 2 operations. Drawn from the search's own arbitrary
+ * (rounds of up to 4 since the eighth session), 25 scenarios in 5,000 have 2 operations or fewer,
+ * against 121 with rounds of 3, and inv-during-flr's seed 1 kept 3 operations (witness 1).
+ */
+export const REDRAW_OPS_PER_ROUND = 2;
+
+/**
  * The reducer stops at a local minimum: a scenario none of whose edits still fails, where a
  * smaller one of another shape would (inv-during-flr found as a hang, an unmap and a working FLR,
- * where a failing FLR alone shows it). So draw more scenarios from the search's arbitrary, keep
- * those with fewer operations than the reduced one, and try them smallest first: the first that
- * still fails is reduced in turn and replaces it. Small scenarios run fast; drawing is most of the
- * cost (about 70 ms a batch).
+ * where a failing FLR alone shows it). So draw more scenarios of the search's strategy, with
+ * smaller rounds ({@link REDRAW_OPS_PER_ROUND}), keep those with fewer operations than the
+ * reduced one, and try them smallest first: the first that still fails is reduced in turn and
+ * replaces it. Small scenarios run fast; drawing is most of the cost (about 70 ms a batch).
  */
 function redraw(arb: fc.Arbitrary<Scenario>, reduced: Scenario, sh: Shrink): Scenario {
   const bound = scenarioSize(reduced).ops;
@@ -374,6 +415,50 @@ export function search(
   return { flag, seed, runs, msToDetect, found };
 }
 
+/**
+ * The shrink's steps after fast-check's, on a scenario that keeps the row's differential:
+ * fast-check shrinks the rounds only with the topology they were drawn for, so reduce further,
+ * project, redraw, try sub-shapes, reschedule and project again, keeping the differential (some
+ * property under the flag, nothing under the baseline); `until` is a performance.now() deadline.
+ */
+export function shrinkFurther(
+  flag: string,
+  s: Scenario,
+  opts: DetectOptions,
+  seed: number,
+  until: number,
+): Scenario {
+  const row = rowOf(flag, opts.base ?? 'v4');
+  const keeps = (x: Scenario) => differential(x, row) !== null;
+  const reduceOpts = {
+    maxRuns: opts.reduceRuns,
+    until,
+    normalizeChoices: (x: Scenario) => runScenario(row.enable(x), row.variant).normalizedChoices,
+  };
+  const sh: Shrink = {
+    seed,
+    keeps,
+    failsUnder: LIMIT_OPTIONS[flag] === undefined ? row.variant : null,
+    reduce: (x) => reduce(x, keeps, reduceOpts).scenario,
+    until,
+  };
+  const reduced = projected(sh.reduce(s), sh);
+  // Projection again at the end: the steps between may leave a scenario it can shrink further.
+  const scenario = projected(
+    rescheduled(
+      subShapes(redraw(arbFor(opts.strategy ?? 'uniform', REDRAW_OPS_PER_ROUND), reduced, sh), sh),
+      sh,
+    ),
+    sh,
+  );
+  if (scenario.pct) return scenario;
+  const trimmed: Scenario = {
+    ...scenario,
+    choices: runScenario(row.enable(scenario), row.variant).normalizedChoices,
+  };
+  return keeps(trimmed) ? trimmed : scenario;
+}
+
 export function detect(flag: string, seed: number, opts: DetectOptions): Detection {
   return shrinkFound(search(flag, seed, opts), opts, seed);
 }
@@ -420,26 +505,13 @@ export function shrinkFound(found: Search, opts: DetectOptions, rowSeed: number)
       markInterruptAsFailure: false,
     },
   );
-  // fast-check shrinks the rounds only with the topology they were drawn for: reduce further,
-  // keeping the differential (some property under the flag, nothing under v4).
-  const until = t1 + shrinkTimeMs;
-  const reduceOpts = {
-    maxRuns: opts.reduceRuns,
-    until,
-    normalizeChoices: (s: Scenario) => runScenario(row.enable(s), row.variant).normalizedChoices,
-  };
-  const sh: Shrink = { seed, keeps, reduce: (s) => reduce(s, keeps, reduceOpts).scenario, until };
-  let scenario = rescheduled(
-    subShapes(redraw(arb, sh.reduce(shrink.counterexample?.[0] ?? found.found.scenario), sh), sh),
-    sh,
+  const scenario = shrinkFurther(
+    flag,
+    shrink.counterexample?.[0] ?? found.found.scenario,
+    opts,
+    seed,
+    t1 + shrinkTimeMs,
   );
-  if (!scenario.pct) {
-    const trimmed: Scenario = {
-      ...scenario,
-      choices: runScenario(row.enable(scenario), row.variant).normalizedChoices,
-    };
-    if (keeps(trimmed)) scenario = trimmed;
-  }
   const shrunk = differential(scenario, row)!;
   // What fails: for a known limit, the scenario with its condition enabled.
   const failing = row.enable(scenario);

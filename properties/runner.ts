@@ -3,7 +3,13 @@
  * check at each quiescent point. Pure: same scenario and variant ⇒ same result.
  */
 import type { SimEvent } from '../impl/events.ts';
-import { ArrayChoices, type LogLine, type TraceStep, type Violation } from '../impl/sim/machine.ts';
+import {
+  ArrayChoices,
+  type ChoiceSource,
+  type LogLine,
+  type TraceStep,
+  type Violation,
+} from '../impl/sim/machine.ts';
 import { System } from '../impl/system.ts';
 import type { Variant } from '../impl/variants.ts';
 import { init, type State } from '../model/model.ts';
@@ -58,6 +64,8 @@ export interface RunOptions {
   readonly coverage?: Coverage;
   /** Called with the system before it probes: a read-only observer may subscribe (tradeoffs.ts). */
   readonly onSystem?: (sys: System) => void;
+  /** Schedules the rounds instead of the scenario's own choices or PCT schedule (project.ts). */
+  readonly schedule?: ChoiceSource;
 }
 
 export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): RunResult {
@@ -66,7 +74,7 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
   opts.onSystem?.(sys);
   sys.m.tracing = opts.trace ?? false;
   const checks = opts.observers ?? true;
-  const obs = checks ? new Observers(sys) : null;
+  const obs = checks ? new Observers(sys, Math.max(0, ...s.rounds.map((r) => r.length))) : null;
   const events: SimEvent[] = [];
   sys.k.ev.on((e) => {
     if (RECORDED.has(e.kind)) events.push(e);
@@ -82,7 +90,7 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
     if (r?.ok) model = r.state;
     else if (r)
       sys.m.violate('refinement', `after probe: ${describeMismatch(r.impl, r.candidates)}`, 'error');
-    sys.m.setChoices(s.pct ? new PctChoices(s.pct) : choices);
+    sys.m.setChoices(opts.schedule ?? (s.pct ? new PctChoices(s.pct) : choices));
     let opIndex = 0;
     for (const ops of s.rounds) {
       roundStarts.push(sys.m.stepCount);

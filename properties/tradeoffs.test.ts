@@ -199,7 +199,10 @@ describe('tradeoffs', () => {
   test('the same seed gives the same report; the sample is the same for both designs', () => {
     expect(tradeoffs({ runs, seed: 11 })).toEqual(report);
     expect(sampleScenarios(50, 11)).toEqual(sampleScenarios(runs, 11).slice(0, 50));
-    expect(v4!.episodes).toBe(min!.episodes);
+    // Each design's row comes from the sample alone, not from which designs run beside it. (Its
+    // episodes may differ from the other design's: a reset racing an unplug reaches the endpoint
+    // under one design and not the other, and a later hang then opens one more episode.)
+    expect(tradeoffs({ runs, seed: 11, designs: ['v4-minimal'] }).designs).toEqual([min]);
   });
 
   test('sums are consistent', () => {

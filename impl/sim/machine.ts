@@ -168,6 +168,8 @@ export interface Pick {
   readonly alternatives: number;
   /** What the choice source returned for this pick (-1: default policy), or null if not asked. */
   readonly choice: number | null;
+  /** The index of the action taken among the alternatives (when they were counted). */
+  readonly index: number;
 }
 
 /** How the machine may behave beyond the protocol's own nondeterminism. */
@@ -629,6 +631,7 @@ export class Machine {
       stall: a === ACT_TIME && this.timeStalls,
       alternatives,
       choice,
+      index: i,
     });
   }
 
