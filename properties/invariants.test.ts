@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { Variant } from '../impl/variants.ts';
 import { parseCounterexample } from './counterexample-file.ts';
-import { PROPERTIES } from './invariants.ts';
+import { PROPERTIES, STORM_OPS_FLOOR, stormBound } from './invariants.ts';
 import { runScenario } from './runner.ts';
 import type { Scenario } from './scenario.ts';
 import { LIMITS, oneDevice, WITNESSES } from './witnesses/witnesses.ts';
@@ -51,5 +51,25 @@ describe('every property can be violated', () => {
     expect(e, `an example violating ${id}`).toBeDefined();
     const r = runScenario(e!.scenario, Variant.parse(e!.variant));
     expect(r.violations.map((v) => v.property)).toContain(id);
+  });
+});
+
+describe('the storm bound', () => {
+  test('grows with the largest round beyond the floor of 3, and only there', () => {
+    for (const sids of [1, 2]) {
+      for (const largest of [0, 1, 2, 3])
+        expect(stormBound(sids, largest)).toBe((1 + STORM_OPS_FLOOR) * sids);
+      expect(stormBound(sids, 4)).toBe(5 * sids);
+    }
+  });
+
+  test("atc-inv-to-broken's witness (rounds of at most 3) breaks the old bound of 4 for its one SID", () => {
+    const w = WITNESSES.find((x) => x.flag === 'atc-inv-to-broken')!;
+    const flagged = Variant.parse('v4+atc-inv-to-broken');
+    const storm = (s: Scenario) =>
+      runScenario(s, flagged)
+        .violations.filter((v) => v.property === 'bounded-atc-errors')
+        .map((v) => v.message);
+    expect(storm(w.scenario)[0]).toMatch(/bound 4\)/);
   });
 });
