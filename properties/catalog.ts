@@ -174,11 +174,10 @@ function projected(reduced: Scenario, sh: Shrink): Scenario {
   for (;;) {
     const n = scenarioSize(best).ops;
     if (n <= 1 || performance.now() >= sh.until) return best;
-    const from = best;
-    const rec = record(from, variant);
+    const rec = record(best, variant);
     let found: Scenario | null = null;
     for (const d of [...combinations(n, 2), ...combinations(n, 1)]) {
-      const c = projectDrop(from, rec, new Set(d), variant);
+      const c = projectDrop(best, rec, new Set(d), variant);
       if (c !== null && sh.keeps(c)) {
         found = c;
         break;
@@ -452,10 +451,7 @@ export function shrinkFurther(
     sh,
   );
   if (scenario.pct) return scenario;
-  const trimmed: Scenario = {
-    ...scenario,
-    choices: runScenario(row.enable(scenario), row.variant).normalizedChoices,
-  };
+  const trimmed: Scenario = { ...scenario, choices: reduceOpts.normalizeChoices(scenario) };
   return keeps(trimmed) ? trimmed : scenario;
 }
 

@@ -17,7 +17,6 @@ export interface PropertyInfo {
   readonly summary: string;
 }
 
-/** Most severe first: a run that violates several is reported (and shrunk) by the first. */
 /**
  * The storm bound's floor on operations in flight: rounds had at most 3 operations until the
  * eighth session, and the bound was 1 + 3. It stays, so that only a scenario with a larger round
@@ -25,6 +24,7 @@ export interface PropertyInfo {
  */
 export const STORM_OPS_FLOOR = 3;
 
+/** Most severe first: a run that violates several is reported (and shrunk) by the first. */
 export const PROPERTIES: readonly PropertyInfo[] = [
   {
     id: 'no-corruption',

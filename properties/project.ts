@@ -13,6 +13,7 @@
 import { ArrayChoices, type ChoiceSource, Machine, type Pick } from '../impl/sim/machine.ts';
 import type { Variant } from '../impl/variants.ts';
 import { PctChoices } from './pct.ts';
+import { dropOps } from './reduce.ts';
 import { runScenario } from './runner.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -156,10 +157,9 @@ export function projectDrop(
   dropped: ReadonlySet<number>,
   variant: Variant,
 ): Scenario | null {
-  let at = 0;
-  const rounds = s.rounds.map((r) => r.filter(() => !dropped.has(at++))).filter((r) => r.length > 0);
-  if (rounds.length === 0) return null;
-  const smaller: Scenario = { topology: s.topology, rounds, choices: [] };
+  const left = dropOps(s, dropped);
+  if (left === null) return null;
+  const smaller: Scenario = { topology: s.topology, rounds: left.rounds, choices: [] };
   const replay = new Replay(withoutOps(rec, dropped));
   withPicks(
     (m, p) => replay.pick(m, p),

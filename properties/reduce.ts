@@ -190,6 +190,17 @@ export const dropOp: Pass = (s, i) => {
   );
 };
 
+/**
+ * `s` without the operations at `dropped` (positions in flattened order); null if none is left.
+ */
+export function dropOps(s: Scenario, dropped: ReadonlySet<number>): Scenario | null {
+  let at = 0;
+  return withRounds(
+    s,
+    s.rounds.map((ops) => ops.filter(() => !dropped.has(at++))),
+  );
+}
+
 /** Two operations dropped at once (pairs in order), for when neither goes alone. */
 const dropTwoOps: Pass = (s, i) => {
   const n = s.rounds.reduce((k, r) => k + r.length, 0);
@@ -201,12 +212,7 @@ const dropTwoOps: Pass = (s, i) => {
     a++;
   }
   if (a >= n - 1) return undefined;
-  const b = a + 1 + k;
-  let at = 0;
-  return withRounds(
-    s,
-    s.rounds.map((ops) => ops.filter(() => ((x) => x !== a && x !== b)(at++))),
-  );
+  return dropOps(s, new Set([a, a + 1 + k]));
 };
 
 /**
