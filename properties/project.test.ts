@@ -3,7 +3,7 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import { Variant } from '../impl/variants.ts';
 import { projectDrop, type Recording, record, withoutOps } from './project.ts';
-import { dropOp, validScenario } from './reduce.ts';
+import { dropOp, dropOps, validScenario } from './reduce.ts';
 import { runScenario } from './runner.ts';
 import { mixedScenarioArb, type Scenario, scenarioSize } from './scenario.ts';
 
@@ -116,5 +116,61 @@ test('a failure on one long schedule survives dropping two operations only with 
   expect(differential(withoutDmas)).toBe(false);
   const projected = projectDrop(TWO_IDLE_DMAS, record(TWO_IDLE_DMAS, flagged), new Set([2, 3]), flagged)!;
   expect(projected.rounds).toEqual(withoutDmas.rounds);
+  expect(differential(projected)).toBe(true);
+});
+
+/**
+ * reset-clears-broken-midway, found by PCT on seed 8 (ninth session) and left at 9 operations
+ * (witness 5) by the shrink's steps before the last projection: under its own priorities and
+ * change point, no operation or pair of them can be dropped (the threads after it are renumbered,
+ * so every priority moves). Projected, the first round's unmap and reset can.
+ */
+const PCT_NINE_OPS: Scenario = {
+  topology: {
+    cpus: 2,
+    gerrorIrqCpu: 1,
+    queueShift: 3,
+    batchEntries: 2,
+    atcTimeoutUs: 50_000,
+    iovas: 1,
+    devices: [
+      { ats: true, sids: 1, quirk: false },
+      { ats: true, sids: 1, quirk: false },
+    ],
+    stalls: true,
+  },
+  rounds: [
+    [
+      { kind: 'unmap', cpu: 0, domain: 1, iova: 0 },
+      { kind: 'reset', cpu: 0, dev: 0, outcome: 'ok' },
+      { kind: 'probe', cpu: 0, dev: 0 },
+    ],
+    [{ kind: 'attach', cpu: 0, dev: 1, domain: 1 }],
+    [
+      { kind: 'map', cpu: 0, domain: 1, iova: 0 },
+      { kind: 'hang', dev: 0 },
+    ],
+    [{ kind: 'unmap', cpu: 0, domain: 1, iova: 0 }],
+    [
+      { kind: 'reset', cpu: 0, dev: 1, outcome: 'ok' },
+      { kind: 'unmap', cpu: 1, domain: 0, iova: 0 },
+    ],
+  ],
+  choices: [],
+  pct: { priorities: [0, 4, 0, 4], changes: [148] },
+};
+
+test('a PCT find that no drop keeps under its own priorities shrinks with its schedule projected', () => {
+  const flagged = Variant.parse('v4+reset-clears-broken-midway');
+  const v4 = Variant.parse('v4');
+  const differential = (s: Scenario) =>
+    runScenario(s, flagged).violations.length > 0 && runScenario(s, v4).violations.length === 0;
+  expect(differential(PCT_NINE_OPS)).toBe(true);
+  const n = scenarioSize(PCT_NINE_OPS).ops;
+  for (let a = 0; a < n; a++)
+    for (let b = a; b < n; b++) expect(differential(dropOps(PCT_NINE_OPS, new Set([a, b]))!)).toBe(false);
+  const projected = projectDrop(PCT_NINE_OPS, record(PCT_NINE_OPS, flagged), new Set([0, 1]), flagged)!;
+  expect(projected.pct).toBeUndefined();
+  expect(projected.rounds).toEqual(dropOps(PCT_NINE_OPS, new Set([0, 1]))!.rounds);
   expect(differential(projected)).toBe(true);
 });
