@@ -62,7 +62,7 @@ describe.each(LIMITS.filter((l) => l.scenario !== null))('known limit $id', (l) 
 });
 
 // On v4 with its own findings fixed, every flag's bug still shows (its witness, or the one
-// ON_FIXED gives), except the two NOT_ON_FIXED explains: a flag is not only a way into one of v4's bugs.
+// ON_FIXED gives), except the one NOT_ON_FIXED explains: a flag is not only a way into one of v4's bugs.
 describe.each(
   WITNESSES.filter((w) => !NOT_ON_FIXED.some((n) => n.flag === w.flag)).map(
     (w) => ON_FIXED.find((f) => f.flag === w.flag) ?? w,
