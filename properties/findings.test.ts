@@ -62,6 +62,41 @@ describe('finding: an invalidation still walking a domain the device left reache
   });
 });
 
+describe('finding: a re-attach to the same domain leaves an invalidation that reaches the device in FLR', () => {
+  const f = corpus('v4-reattach-same-domain-into-flr');
+  const attachTo = (domain: number): Scenario => ({
+    ...f.scenario,
+    rounds: f.scenario.rounds.map((r) => r.map((op) => (op.kind === 'attach' ? { ...op, domain } : op))),
+  });
+
+  test.each(['v4', 'v4-fixed'])(
+    '%s quarantines the failed-reset device as broken, from an invalidation lost in its FLR',
+    (v) => {
+      const r = runScenario(f.scenario, Variant.parse(v));
+      expect(r.violations.map((x) => x.property)).toEqual([f.property]);
+      expect(invalidationIntoFlr(r.events)).toBe(true);
+    },
+  );
+
+  test('one operation at a time, or with an FLR that works, v4-fixed is right', () => {
+    const fixed = Variant.parse('v4-fixed');
+    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    expect(runScenario(serial, fixed).violations).toEqual([]);
+    const works: Scenario = {
+      ...f.scenario,
+      rounds: f.scenario.rounds.map((r) =>
+        r.map((op) => (op.kind === 'reset' ? { ...op, outcome: 'ok' } : op)),
+      ),
+    };
+    expect(runScenario(works, fixed).violations).toEqual([]);
+  });
+
+  test('the attach to the same domain is the hole: moved to the other domain, the left-domain fix drains it', () => {
+    expect(attachTo(0)).toEqual(f.scenario);
+    expect(runScenario(attachTo(1), Variant.parse('v4-fixed')).violations).toEqual([]);
+  });
+});
+
 describe('v4 as posted: a bounded search finds nothing a recorded finding does not explain', () => {
   test.each([1, 2, 3])('seed %i', (seed) => {
     const v4 = Variant.parse('v4');
