@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { Variant } from '../impl/variants.ts';
+import type { Op } from '../impl/system.ts';
 import {
   atcTimeoutReportedAsPlainTimeout,
   fenceLostToAttach,
@@ -18,6 +19,22 @@ import type { Scenario } from './scenario.ts';
 const corpus = (name: string): { property: string; scenario: Scenario } =>
   JSON.parse(readFileSync(new URL(`./corpus/${name}.json`, import.meta.url), 'utf8'));
 
+/** The scenario with each operation in a round of its own: no concurrency left. */
+const oneAtATime = (s: Scenario): Scenario => ({
+  ...s,
+  rounds: s.rounds.flatMap((r) => r.map((op) => [op])),
+});
+
+/** The scenario with every operation rewritten by `f`, in place. */
+const mapOps = (s: Scenario, f: (op: Op) => Op): Scenario => ({
+  ...s,
+  rounds: s.rounds.map((r) => r.map(f)),
+});
+
+/** The scenario with every reset working. */
+const resetsWork = (s: Scenario): Scenario =>
+  mapOps(s, (op) => (op.kind === 'reset' ? { ...op, outcome: 'ok' } : op));
+
 describe('finding: a CMD_SYNC queued behind a failing one is taken for a plain timeout', () => {
   const f = corpus('v4-sync-queued-behind-failure');
 
@@ -28,7 +45,7 @@ describe('finding: a CMD_SYNC queued behind a failing one is taken for a plain t
   });
 
   test('the same operations one at a time are safe under v4', () => {
-    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    const serial = oneAtATime(f.scenario);
     expect(runScenario(serial, Variant.parse('v4')).violations).toEqual([]);
   });
 
@@ -50,24 +67,17 @@ describe('finding: an invalidation still walking a domain the device left reache
   });
 
   test('one operation at a time, or with an FLR that works, v4 is right', () => {
-    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    const serial = oneAtATime(f.scenario);
     expect(runScenario(serial, v4).violations).toEqual([]);
-    const works: Scenario = {
-      ...f.scenario,
-      rounds: f.scenario.rounds.map((r) =>
-        r.map((op) => (op.kind === 'reset' ? { ...op, outcome: 'ok' } : op)),
-      ),
-    };
+    const works = resetsWork(f.scenario);
     expect(runScenario(works, v4).violations).toEqual([]);
   });
 });
 
 describe('finding: a re-attach to the same domain leaves an invalidation that reaches the device in FLR', () => {
   const f = corpus('v4-reattach-same-domain-into-flr');
-  const attachTo = (domain: number): Scenario => ({
-    ...f.scenario,
-    rounds: f.scenario.rounds.map((r) => r.map((op) => (op.kind === 'attach' ? { ...op, domain } : op))),
-  });
+  const attachTo = (domain: number): Scenario =>
+    mapOps(f.scenario, (op) => (op.kind === 'attach' ? { ...op, domain } : op));
 
   test.each(['v4', 'v4-fixed'])(
     '%s quarantines the failed-reset device as broken, from an invalidation lost in its FLR',
@@ -80,14 +90,9 @@ describe('finding: a re-attach to the same domain leaves an invalidation that re
 
   test('one operation at a time, or with an FLR that works, v4-fixed is right', () => {
     const fixed = Variant.parse('v4-fixed');
-    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    const serial = oneAtATime(f.scenario);
     expect(runScenario(serial, fixed).violations).toEqual([]);
-    const works: Scenario = {
-      ...f.scenario,
-      rounds: f.scenario.rounds.map((r) =>
-        r.map((op) => (op.kind === 'reset' ? { ...op, outcome: 'ok' } : op)),
-      ),
-    };
+    const works = resetsWork(f.scenario);
     expect(runScenario(works, fixed).violations).toEqual([]);
   });
 
@@ -122,7 +127,7 @@ describe('finding (v4-minimal): a batch fence lost to a concurrent attach', () =
   });
 
   test('the same operations one at a time are safe under v4-minimal', () => {
-    const serial: Scenario = { ...f.scenario, rounds: f.scenario.rounds.flatMap((r) => r.map((op) => [op])) };
+    const serial = oneAtATime(f.scenario);
     expect(runScenario(serial, minimal).violations).toEqual([]);
   });
 });
