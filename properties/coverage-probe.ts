@@ -14,7 +14,7 @@ import type { ArmSmmuCmdq } from '../impl/kernel.ts';
 import type { Proc } from '../impl/sim/machine.ts';
 import type { Op, System } from '../impl/system.ts';
 import { queueFull } from '../impl/smmuv3/queue.ts';
-import { atomicSteps, type Consts, interleavings, next, type State } from '../model/model.ts';
+import { atomicSteps, type Consts, interleavings, type ModelOp, next, type State } from '../model/model.ts';
 import {
   type Coverage,
   type DeviceState,
@@ -80,19 +80,35 @@ export function watchOpStarts(
   };
 }
 
-/** Records the transitions of the first order of `ops`' atomic steps that leads from `before` to `after`. */
-export function recordRound(cov: Coverage, c: Consts, before: State, ops: readonly Op[], after: State): void {
-  const orders = interleavings(ops.map((op) => atomicSteps(toModelOp(op))));
-  // With one order there is nothing to tell apart: refinement accepted it. Else compare against
-  // the state serialised once (model.ts `equal` serialises both sides every time).
-  const target = orders.length > 1 ? JSON.stringify(after) : null;
-  for (const order of orders) {
+/**
+ * Records the transitions of the first order of `ops`' atomic steps that leads from `before` to
+ * `after` under model.next. That is `accepted`, the order refinement accepted (refinement.ts
+ * checkRound: no earlier order reaches `after` by any of model.nexts' choices), unless the
+ * driver-only design reached `after` there by another choice than next's; then the first other.
+ */
+export function recordRound(
+  cov: Coverage,
+  c: Consts,
+  before: State,
+  ops: readonly Op[],
+  accepted: readonly ModelOp[],
+  after: State,
+): void {
+  const target = JSON.stringify(after);
+  const reaches = (order: readonly ModelOp[]): State[] | null => {
     const states = [before];
     for (const op of order) states.push(next(c, states.at(-1)!, op));
-    if (target !== null && JSON.stringify(states.at(-1)) !== target) continue;
-    order.forEach((op, i) => {
-      for (const t of stepTransitions(op, states[i]!, states[i + 1]!)) cov.transition(t);
-    });
-    return;
+    return JSON.stringify(states.at(-1)) === target ? states : null;
+  };
+  let order = accepted;
+  let states = reaches(order);
+  for (const o of states === null ? interleavings(ops.map((op) => atomicSteps(toModelOp(op)))) : []) {
+    states = reaches(o);
+    order = o;
+    if (states !== null) break;
   }
+  if (states === null) return;
+  order.forEach((op, i) => {
+    for (const t of stepTransitions(op, states[i]!, states[i + 1]!)) cov.transition(t);
+  });
 }

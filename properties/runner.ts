@@ -104,7 +104,7 @@ export function runScenario(s: Scenario, v: Variant, opts: RunOptions = {}): Run
       if (model !== null) {
         const res = checkRound(c, model, ops, abstraction(sys));
         if (res.ok) {
-          if (opts.coverage) recordRound(opts.coverage, c, model, ops, res.state);
+          if (opts.coverage) recordRound(opts.coverage, c, model, ops, res.order, res.state);
           model = res.state;
         } else {
           sys.m.violate(

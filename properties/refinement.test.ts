@@ -1,0 +1,73 @@
+import { fc, test } from '@fast-check/vitest';
+import { expect } from 'vitest';
+import type { Op } from '../impl/system.ts';
+import {
+  atomicSteps,
+  type Consts,
+  constsOf,
+  type Design,
+  equal,
+  init,
+  interleavings,
+  next,
+  nexts,
+  type State,
+} from '../model/model.ts';
+import { checkRound, type RefinementResult, toModelOp } from './refinement.ts';
+import { opArb, topologyArb } from './scenario.ts';
+
+/** The definition checkRound walks as a tree: every order taken from the start, one at a time. */
+function byDefinition(c: Consts, before: State, ops: readonly Op[], impl: State): RefinementResult {
+  const candidates: State[] = [];
+  for (const order of interleavings(ops.map((op) => atomicSteps(toModelOp(op))))) {
+    let states = [before];
+    for (const op of order)
+      states =
+        c.design === 'core' ? states.map((x) => next(c, x, op)) : states.flatMap((x) => nexts(c, x, op));
+    for (const s of states) {
+      if (equal(s, impl)) return { ok: true, state: s, order };
+      if (!candidates.some((x) => equal(x, s))) candidates.push(s);
+    }
+  }
+  return { ok: false, impl, candidates };
+}
+
+/** A model state some operations after init, a round of 0–4 operations, and a design. */
+const roundArb = topologyArb.chain((t) =>
+  fc.record({
+    c: fc.constantFrom<Design>('core', 'driver').map((design) => constsOf(t.devices, 2, t.iovas, design)),
+    history: fc.array(opArb(t), { maxLength: 6 }),
+    ops: fc.array(opArb(t), { maxLength: 4 }),
+    // The impl state: the model state of one of the round's orders, or that state perturbed.
+    pick: fc.nat(),
+    perturb: fc.option(fc.nat(), { freq: 2 }),
+  }),
+);
+
+function perturbed(s: State, n: number): State {
+  const devs = s.devs.map((d, i) =>
+    i === n % s.devs.length ? { ...d, atsBroken: !d.atsBroken, responsive: n % 2 === 0 } : d,
+  );
+  return { ...s, devs };
+}
+
+test.prop([roundArb], { numRuns: 300 })(
+  'checkRound gives the answer of every order taken from the start: verdict, state, order, candidates',
+  ({ c, history, ops, pick, perturb }) => {
+    const before = history.reduce(
+      (s, op) => atomicSteps(toModelOp(op)).reduce((x, step) => next(c, x, step), s),
+      init(c),
+    );
+    const all = byDefinition(c, before, ops, perturbed(before, 0)).candidates;
+    const reached = all.length > 0 ? all[pick % all.length]! : before;
+    const impl = perturb === null ? reached : perturbed(reached, perturb);
+    const got = checkRound(c, before, ops, impl);
+    const want = byDefinition(c, before, ops, impl);
+    expect(got.ok).toBe(want.ok);
+    if (got.ok && want.ok) {
+      expect(JSON.stringify(got.state)).toBe(JSON.stringify(want.state));
+      expect(got.order).toEqual(want.order);
+    }
+    if (!got.ok && !want.ok) expect(JSON.stringify(got.candidates)).toBe(JSON.stringify(want.candidates));
+  },
+);
