@@ -74,10 +74,9 @@ describe('finding: an invalidation still walking a domain the device left reache
   });
 });
 
-describe('finding: a re-attach to the same domain leaves an invalidation that reaches the device in FLR', () => {
-  const f = corpus('v4-reattach-same-domain-into-flr');
-  const attachTo = (domain: number): Scenario =>
-    mapOps(f.scenario, (op) => (op.kind === 'attach' ? { ...op, domain } : op));
+describe('finding: a device joining the domain leaves an invalidation that reaches another device in FLR', () => {
+  const f = corpus('v4-domain-join-leaves-reader-into-flr');
+  const fixed = Variant.parse('v4-fixed');
 
   test.each(['v4', 'v4-fixed'])(
     '%s quarantines the failed-reset device as broken, from an invalidation lost in its FLR',
@@ -89,16 +88,17 @@ describe('finding: a re-attach to the same domain leaves an invalidation that re
   );
 
   test('one operation at a time, or with an FLR that works, v4-fixed is right', () => {
-    const fixed = Variant.parse('v4-fixed');
-    const serial = oneAtATime(f.scenario);
-    expect(runScenario(serial, fixed).violations).toEqual([]);
-    const works = resetsWork(f.scenario);
-    expect(runScenario(works, fixed).violations).toEqual([]);
+    expect(runScenario(oneAtATime(f.scenario), fixed).violations).toEqual([]);
+    expect(runScenario(resetsWork(f.scenario), fixed).violations).toEqual([]);
   });
 
-  test('the attach to the same domain is the hole: moved to the other domain, the left-domain fix drains it', () => {
-    expect(attachTo(0)).toEqual(f.scenario);
-    expect(runScenario(attachTo(1), Variant.parse('v4-fixed')).violations).toEqual([]);
+  test('the join is the hole: without dev2 joining domain 0 again, v4-fixed is right', () => {
+    const [moved, race] = f.scenario.rounds;
+    const join = race!.filter((op) => op.kind === 'attach');
+    expect(moved).toEqual([{ kind: 'attach', cpu: 0, dev: 2, domain: 1 }]);
+    expect(join).toEqual([{ kind: 'attach', cpu: 1, dev: 2, domain: 0 }]);
+    const noJoin = { ...f.scenario, rounds: [moved!, race!.filter((op) => op.kind !== 'attach')] };
+    expect(runScenario(noJoin, fixed).violations).toEqual([]);
   });
 });
 
