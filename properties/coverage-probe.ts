@@ -102,10 +102,12 @@ export function recordRound(
   };
   let order = accepted;
   let states = reaches(order);
-  for (const o of states === null ? interleavings(ops.map((op) => atomicSteps(toModelOp(op)))) : []) {
-    states = reaches(o);
-    order = o;
-    if (states !== null) break;
+  if (states === null) {
+    for (const o of interleavings(ops.map((op) => atomicSteps(toModelOp(op))))) {
+      states = reaches(o);
+      order = o;
+      if (states !== null) break;
+    }
   }
   if (states === null) return;
   order.forEach((op, i) => {

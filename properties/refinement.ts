@@ -109,6 +109,7 @@ export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: S
   const seqs = ops.map((op) => atomicSteps(toModelOp(op))).filter((q) => q.length > 0);
   const target = JSON.stringify(impl);
   const candidates = new Map<string, State>();
+  const total = seqs.reduce((n, q) => n + q.length, 0);
   const pos = seqs.map(() => 0);
   const order: ModelOp[] = [];
   // Only the driver-only design leaves choices to the implementation (see model.nexts); an
@@ -136,7 +137,6 @@ export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: S
     }
     return null;
   };
-  const total = seqs.reduce((n, q) => n + q.length, 0);
   const state = walk([before]);
   return state !== null
     ? { ok: true, state, order }
