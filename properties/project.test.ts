@@ -105,11 +105,16 @@ const TWO_IDLE_DMAS: Scenario = {
   ],
 };
 
+/** Fails under v4+flag and passes under v4: what the catalog searches for. */
+const differentialOf = (flagged: Variant) => {
+  const v4 = Variant.parse('v4');
+  return (s: Scenario) =>
+    runScenario(s, flagged).violations.length > 0 && runScenario(s, v4).violations.length === 0;
+};
+
 test('a failure on one long schedule survives dropping two operations only with the schedule projected', () => {
   const flagged = Variant.parse('v4+master-freed-under-rcu');
-  const v4 = Variant.parse('v4');
-  const differential = (s: Scenario) =>
-    runScenario(s, flagged).violations.length > 0 && runScenario(s, v4).violations.length === 0;
+  const differential = differentialOf(flagged);
   expect(differential(TWO_IDLE_DMAS)).toBe(true);
   const withoutDmas = dropOp(dropOp(TWO_IDLE_DMAS, 3)!, 2)!;
   expect(withoutDmas.rounds.flat().map((o) => o.kind)).toEqual(['hang', 'attach', 'unplug', 'attach']);
@@ -162,9 +167,7 @@ const PCT_NINE_OPS: Scenario = {
 
 test('a PCT find that no drop keeps under its own priorities shrinks with its schedule projected', () => {
   const flagged = Variant.parse('v4+reset-clears-broken-midway');
-  const v4 = Variant.parse('v4');
-  const differential = (s: Scenario) =>
-    runScenario(s, flagged).violations.length > 0 && runScenario(s, v4).violations.length === 0;
+  const differential = differentialOf(flagged);
   expect(differential(PCT_NINE_OPS)).toBe(true);
   const n = scenarioSize(PCT_NINE_OPS).ops;
   for (let a = 0; a < n; a++)
