@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { Variant } from '../impl/variants.ts';
-import type { Op } from '../impl/system.ts';
 import {
   atcTimeoutReportedAsPlainTimeout,
   fenceLostToAttach,
@@ -25,15 +24,11 @@ const oneAtATime = (s: Scenario): Scenario => ({
   rounds: s.rounds.flatMap((r) => r.map((op) => [op])),
 });
 
-/** The scenario with every operation rewritten by `f`, in place. */
-const mapOps = (s: Scenario, f: (op: Op) => Op): Scenario => ({
-  ...s,
-  rounds: s.rounds.map((r) => r.map(f)),
-});
-
 /** The scenario with every reset working. */
-const resetsWork = (s: Scenario): Scenario =>
-  mapOps(s, (op) => (op.kind === 'reset' ? { ...op, outcome: 'ok' } : op));
+const resetsWork = (s: Scenario): Scenario => ({
+  ...s,
+  rounds: s.rounds.map((r) => r.map((op) => (op.kind === 'reset' ? { ...op, outcome: 'ok' } : op))),
+});
 
 describe('finding: a CMD_SYNC queued behind a failing one is taken for a plain timeout', () => {
   const f = corpus('v4-sync-queued-behind-failure');
