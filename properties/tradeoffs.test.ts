@@ -117,6 +117,25 @@ describe('tallyEvents', () => {
     ]);
   });
 
+  test('a timeout before the hang (after a failed reset) is outside episodes, not a miss of the hang', () => {
+    // A CI seed's counterexample: dev2's reset fails, an invalidation to it times out unfenced,
+    // and only then does it hang, with no timeout in that episode.
+    const t = tally(
+      { kind: 'endpointReset', dev: 2, ok: false },
+      { kind: 'syncAtcError', pos: 4, prod: 4, devs: [2], sentAt: [5] },
+      { kind: 'hang', dev: 2 },
+    );
+    expect(t).toMatchObject({ timeoutsOutsideEpisodes: 1, missed: 0 });
+    expect(t.episodes.map((e) => [e.timeouts, e.open])).toEqual([[0, true]]);
+    // The same timeout after the hang is the episode's, and unanswered.
+    const after = tally(
+      { kind: 'endpointReset', dev: 2, ok: false },
+      { kind: 'hang', dev: 2 },
+      { kind: 'syncAtcError', pos: 4, prod: 4, devs: [2], sentAt: [25] },
+    );
+    expect(after).toMatchObject({ timeoutsOutsideEpisodes: 0, missed: 1 });
+  });
+
   test('a hung device whose timeout no fence followed is missed; one that timed out when fenced is not', () => {
     const t = tally(
       { kind: 'hang', dev: 0 },

@@ -213,7 +213,9 @@ export function tallyEvents(events: readonly TimedEvent[]): RunTally {
             ep.syncs.add(e.pos);
             if (ep.reenabledAt >= 0 && sentAt >= ep.reenabledAt) ep.after.add(e.pos);
           } else outside.add(`${d}:${e.pos}`);
-          if (!s.fenced && sentAt >= s.okResetAt) s.unanswered = true;
+          // A miss is judged per episode: a timeout before the hang (a device left not ready by
+          // a failed reset) is counted outside episodes, not as the episode unanswered.
+          if (!s.fenced && ep !== null && ep === s.episode) s.unanswered = true;
         });
         break;
       default:
