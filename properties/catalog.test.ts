@@ -173,7 +173,7 @@ const LOCAL_MINIMUM: Scenario = {
       { kind: 'reset', cpu: 0, dev: 1, outcome: 'ok' },
     ],
     [{ kind: 'hang', dev: 1 }],
-    [{ kind: 'attach', cpu: 0, dev: 1, domain: 0 }],
+    [{ kind: 'attach', cpu: 0, dev: 1, domain: 1 }],
   ],
   choices: [
     0, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1,
