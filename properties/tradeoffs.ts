@@ -14,7 +14,7 @@
  *   device; its *re-enables* are the times ATS came back on for the hung device (`eatsEnabled`),
  *   and the timeouts after one are the ones a re-enable bought ("time out once more").
  * - A *miss* is a device still hung at the end of the run, an invalidation to which timed out
- *   while it was not fenced, with no fence since.
+ *   during that hang while it was not fenced, with no fence since.
  *
  * Pure and deterministic: the same runs and seed give the same report.
  */
