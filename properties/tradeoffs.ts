@@ -6,9 +6,10 @@
  * - A *fence* is a device going from usable to fenced: the driver fenced its ATS (`atsFenced`) or
  *   the core quarantined it as broken (`blocked` to BLOCKED_BROKEN); v4 does both for one
  *   timeout, which counts once. A device blocked for a reset (BLOCKED_RESETTING) is not usable:
- *   a fence then is counted apart, and belongs to the episode the reset ends or ended. It stays
- *   fenced until ATS is turned back on (`eatsEnabled`) or a reset works (`endpointReset` ok). A fence is *false* when the device has not hung since its
- *   last working reset, *true* when it has.
+ *   a fence then (a core quarantine included) is counted apart, and belongs to the episode the
+ *   reset ends or ended. It stays fenced until ATS is turned back on (`eatsEnabled`) or a reset
+ *   works (`endpointReset` ok). A fence is *false* when the device has not hung since its last
+ *   working reset, *true* when it has.
  * - A *hang episode* runs from a device's hang to its next working reset or the end of the run.
  *   Its ATC timeouts are the distinct failing CMD_SYNCs (`syncAtcError` positions) naming the
  *   device; its *re-enables* are the times ATS came back on for the hung device (`eatsEnabled`),
