@@ -111,17 +111,16 @@ export class IommuDomain {
 
 /** struct iommu_group */
 export class IommuGroup extends Tracked {
-  domain: IommuDomain;
+  /** group->domain: NULL until iommu_setup_default_domain() at probe. */
+  domain: IommuDomain | null = null;
   blockingDomain: IommuDomain | null = null;
   recoveryCnt = 0;
   readonly devices: GroupDevice[] = [];
   constructor(
     readonly id: number,
     readonly mutex: Mutex,
-    domain: IommuDomain,
   ) {
     super(`iommu_group ${id}`);
-    this.domain = domain;
   }
 }
 

@@ -9,6 +9,7 @@ import { Memory } from './hw/memory.ts';
 import { type GerrorCause, Smmu } from './hw/smmu.ts';
 import {
   iommuAttachGroup,
+  iommuSetupDefaultDomain,
   iommuGroupBrokenWorker,
   iommuMap,
   iommuProbeDevice,
@@ -282,7 +283,7 @@ export class System {
       // why arm_smmu_insert_master() warns "expect DMA to be broken".)
       const fwspec = alias === undefined ? ep.sids : [...ep.sids, ...this.eps[alias]!.sids];
       pdev.master = new ArmSmmuMaster(m, pdev, fwspec);
-      const group = new IommuGroup(ep.dev, new Mutex(m, `group${ep.dev} mutex`), domains[0]!);
+      const group = new IommuGroup(ep.dev, new Mutex(m, `group${ep.dev} mutex`));
       const gdevRef: { g: GroupDevice | null } = { g: null };
       const gdev = new GroupDevice(
         group,
@@ -303,7 +304,7 @@ export class System {
     const k = this.k;
     for (const pdev of k.pdevs) yield* iommuProbeDevice(k, pdev);
     for (let iova = 0; iova < this.topo.iovas; iova++) yield* iommuMap(k, k.domains[0]!, iova);
-    for (const g of k.groups) yield* iommuAttachGroup(k, k.domains[0]!, g);
+    for (const g of k.groups) yield* iommuSetupDefaultDomain(k, k.domains[0]!, g);
   }
 
   setup(): 'quiescent' | 'violation' {

@@ -12,6 +12,9 @@ import {
   type ModelOp,
   next,
   nexts,
+  roundSeqs,
+  settle,
+  settleSteps,
 } from './model.ts';
 
 /** Functions, some of them VFs of an earlier PF, some quirked. */
@@ -47,6 +50,7 @@ const op = (c: Consts): fc.Arbitrary<ModelOp> => {
     fc.record({ kind: fc.constant('dma' as const), dev, iova }),
     fc.record({ kind: fc.constant('hang' as const), dev }),
     fc.record({ kind: fc.constant('unplug' as const), dev }),
+    fc.record({ kind: fc.constant('report' as const), dev }),
   );
 };
 
@@ -71,6 +75,8 @@ describe('model', () => {
       expect(t.devs[d]!.responsive).toBe(true);
       expect(t.recoveryCnt[d]).toBe(0);
       expect(t.devs[d]!.atsOn).toBe(c.ats[d]);
+      // P11: a report queued before it is neutralised
+      expect(t.devs[d]!.brokenPending).toBe(false);
     });
   });
 
@@ -89,12 +95,70 @@ describe('model', () => {
     const c = constsOf([{ ats: true }, { ats: true }, { ats: false }], 2, 1);
     let s = next(c, init(c), { kind: 'hang', dev: 0 });
     s = next(c, s, { kind: 'unmap', domain: 0, iova: 0 });
+    // The timeout fences ATS at once; the core's quarantine is the report's own step.
+    expect(s.devs[0]).toMatchObject({
+      quarantine: 'none',
+      atsBroken: true,
+      atsOn: false,
+      brokenPending: true,
+    });
+    expect(settleSteps(s)).toEqual([{ kind: 'report', dev: 0 }]);
+    s = settle(c, s);
     expect(s.devs.map((x) => x.quarantine)).toEqual(['broken', 'none', 'none']);
+    expect(s.devs[0]!.brokenPending).toBe(false);
     expect(s.devs[0]).toMatchObject({ atsBroken: true, atsOn: false });
     expect(s.recoveryCnt).toEqual([1, 0, 0]);
     // attaching is refused while the group recovers
     expect(next(c, s, { kind: 'attach', dev: 0, domain: 1 })).toEqual(s);
   });
+
+  test('the report is queued: an attach may move the device before it lands, with ATS kept off', () => {
+    const c = constsOf([{ ats: true }], 2, 1);
+    const hung = next(c, next(c, init(c), { kind: 'attach', dev: 0, domain: 1 }), { kind: 'hang', dev: 0 });
+    // The attach back to domain 0 times out; the report waits for the worker.
+    const timedOut = next(c, hung, { kind: 'attach', dev: 0, domain: 0 });
+    expect(timedOut.devs[0]).toMatchObject({
+      domain: 0,
+      quarantine: 'none',
+      atsOn: false,
+      brokenPending: true,
+    });
+    const moved = next(c, timedOut, { kind: 'attach', dev: 0, domain: 1 });
+    expect(moved.devs[0]).toMatchObject({ domain: 1, atsOn: false, atsBroken: true });
+    expect(settle(c, moved).devs[0]).toMatchObject({ domain: 1, quarantine: 'broken' });
+    // Landed first, it refuses the move.
+    const landed = next(c, timedOut, { kind: 'report', dev: 0 });
+    expect(next(c, landed, { kind: 'attach', dev: 0, domain: 1 }).devs[0]!.domain).toBe(0);
+    // A reset that works neutralises it; one that fails does not.
+    const reset = next(c, timedOut, { kind: 'reset', dev: 0, outcome: 'ok' });
+    expect(settle(c, reset).devs[0]!.quarantine).toBe('none');
+    const failed = next(c, timedOut, { kind: 'reset', dev: 0, outcome: 'fail' });
+    expect(settle(c, failed).devs[0]!.quarantine).toBe('broken');
+  });
+
+  test.prop([run])(
+    'Round: the worker may run anywhere among the steps, and only for a device that can time out',
+    ([c, ops]) => {
+      const s = ops.reduce((t, o) => settle(c, next(c, t, o)), init(c));
+      const round: ModelOp[] = [
+        { kind: 'unmap', domain: 0, iova: 0 },
+        { kind: 'hang', dev: 0 },
+      ];
+      const seqs = roundSeqs(c, s, round);
+      const reporters = seqs.slice(round.length).map((q) => q[0]);
+      for (const r of reporters) {
+        expect(r?.kind).toBe('report');
+        const d = r!.kind === 'report' ? r!.dev : -1;
+        expect(s.devs[d]!.present && c.ats[d]).toBe(true);
+        expect(d === 0 || !s.devs[d]!.responsive).toBe(true);
+      }
+      // Every device that the round can leave with a report pending has its worker step.
+      for (const order of interleavings(seqs.slice(0, round.length))) {
+        const end = order.reduce((t, o) => next(c, t, o), s);
+        for (const op of settleSteps(end)) expect(reporters).toContainEqual(op);
+      }
+    },
+  );
 
   test('PF/VF rules: a PF quirk reaches its VFs; a VF whose PF has no ATS fails its probe', () => {
     const c = constsOf(

@@ -4,6 +4,10 @@
  *
  *   VARIABLES devs, recoveryCnt, mapped
  *   Quarantine severity: none < resetting < reset_failed < broken
+ *
+ * One exception to atomicity: under the series a timeout's report to the core is queued work
+ * (P11), so the quarantine it asks for lands as a step of its own (Report) some time after the
+ * timeout and before the system quiesces (see roundSeqs).
  */
 
 export type Quarantine = 'none' | 'resetting' | 'reset_failed' | 'broken';
@@ -21,6 +25,8 @@ export interface DevState {
   readonly responsive: boolean;
   /** Still on the bus; a removed device is canonical (no domain, nothing on). */
   readonly present: boolean;
+  /** A timeout's broken report is queued and not yet handled (broken_pending). */
+  readonly brokenPending: boolean;
 }
 
 export interface State {
@@ -124,14 +130,24 @@ export type ModelOp =
   | { readonly kind: 'hang'; readonly dev: number }
   | { readonly kind: 'unplug'; readonly dev: number }
   | { readonly kind: 'probe'; readonly dev: number }
-  | { readonly kind: 'gerror' };
+  | { readonly kind: 'gerror' }
+  /** The broken worker handles a queued report: not an operation, a step of the core's own. */
+  | { readonly kind: 'report'; readonly dev: number };
 
 // Init == every probed device on domain 0 with ATS on where supported; domain 0 maps 0..iovas-1.
 export function init(c: Consts): State {
   return {
     devs: c.ats.map((ats, d) =>
       c.probed[d]
-        ? { domain: 0, quarantine: 'none', atsBroken: false, atsOn: ats, responsive: true, present: true }
+        ? {
+            domain: 0,
+            quarantine: 'none',
+            atsBroken: false,
+            atsOn: ats,
+            responsive: true,
+            present: true,
+            brokenPending: false,
+          }
         : GONE,
     ),
     recoveryCnt: c.ats.map(() => 0),
@@ -158,8 +174,8 @@ function map(s: State, dom: number, iova: number): State {
 }
 
 // BreakIfSilent(d) == an ATC invalidation sent to a device that no longer answers: the driver
-// finds it and fences ATS (atsBroken); under 'core' the core also quarantines it as broken
-// (severity only grows).
+// finds it and fences ATS (atsBroken); under 'core' it also reports it to the core, which
+// quarantines it later (Report).
 function breakIfSilent(c: Consts, s: State, d: number): State {
   const x = s.devs[d]!;
   if (x.responsive) return s;
@@ -167,9 +183,17 @@ function breakIfSilent(c: Consts, s: State, d: number): State {
 }
 
 function fence(c: Consts, s: State, d: number): State {
+  const fenced = setDev(s, d, (y) => ({ ...y, atsBroken: true, atsOn: false }));
+  if (c.design === 'driver') return fenced;
+  return setDev(fenced, d, (y) => ({ ...y, brokenPending: true }));
+}
+
+// Report(d) == the core quarantines a reported device as broken (severity only grows); nothing
+// when no report is pending (a reset that worked neutralised it, P11).
+function report(s: State, d: number): State {
   const x = s.devs[d]!;
-  if (c.design === 'driver') return setDev(s, d, (y) => ({ ...y, atsBroken: true, atsOn: false }));
-  const t = setDev(s, d, (y) => ({ ...y, quarantine: 'broken', atsBroken: true, atsOn: false }));
+  if (!x.brokenPending) return s;
+  const t = setDev(s, d, (y) => ({ ...y, quarantine: 'broken', brokenPending: false }));
   return x.quarantine === 'none' ? setCnt(t, d, (n) => n + 1) : t;
 }
 
@@ -200,11 +224,11 @@ function subsets<T>(xs: readonly T[]): T[][] {
   return xs.reduce<T[][]>((acc, x) => [...acc, ...acc.map((a) => [...a, x])], [[]]);
 }
 
-// Attach(d, dom) == refused while the group recovers; else ATS follows support and the fence,
-// and the ATC is flushed on the way (which finds a silent device).
-// Under 'driver' the attach turns a fenced device's ATS back on (a new episode).
+// Attach(d, dom) == nothing when the group is on dom already; refused while the group recovers;
+// else ATS follows support and the fence, and the ATC is flushed on the way (which finds a
+// silent device). Under 'driver' the attach turns a fenced device's ATS back on (a new episode).
 function attach(c: Consts, s: State, d: number, dom: number): State {
-  if (s.recoveryCnt[d]! > 0) return s;
+  if (s.devs[d]!.domain === dom || s.recoveryCnt[d]! > 0) return s;
   const x = s.devs[d]!;
   const retry = c.design === 'driver';
   const atsOn = c.ats[d]! && (retry || !x.atsBroken);
@@ -245,6 +269,7 @@ function resetDone(c: Consts, s: State, d: number, outcome: 'ok' | 'fail', byPor
       atsBroken: false,
       atsOn: true,
       responsive: true,
+      brokenPending: false,
     }));
     return x.quarantine === 'none' ? t : setCnt(t, d, (n) => n - 1);
   }
@@ -271,6 +296,7 @@ export const GONE: DevState = {
   atsOn: false,
   responsive: true,
   present: false,
+  brokenPending: false,
 };
 
 // Unplug(d) == the device and its VFs leave; their groups' recovery counts drop what they held.
@@ -327,7 +353,35 @@ function step(c: Consts, s: State, op: Exclude<ModelOp, { kind: 'unmap' }>): Sta
       // SMMU but changes no device, group or mapping at that moment. What the dead SMMU then
       // does to later operations the model does not describe: a known limit (witnesses.ts).
       return s;
+    case 'report':
+      return report(s, op.dev);
   }
+}
+
+/** The reports still pending in `s`, as the steps that handle them (the worker runs them all). */
+export function settleSteps(s: State): ModelOp[] {
+  return s.devs.flatMap((x, dev): ModelOp[] => (x.brokenPending ? [{ kind: 'report', dev }] : []));
+}
+
+// Settle == the system quiesces: every pending report is handled.
+export function settle(c: Consts, s: State): State {
+  return settleSteps(s).reduce((t, op) => next(c, t, op), s);
+}
+
+/**
+ * Round(ops) == some interleaving of these sequences, then Settle: each operation's atomic
+ * steps, and, for every device that may time out in the round (silent at its start or hung by
+ * one of its operations), one run of the broken worker, which may come anywhere.
+ */
+export function roundSeqs(c: Consts, before: State, ops: readonly ModelOp[]): ModelOp[][] {
+  const seqs = ops.map(atomicSteps);
+  if (c.design === 'driver') return seqs;
+  const reporters = before.devs.flatMap((x, dev): ModelOp[] =>
+    x.present && c.ats[dev] && (!x.responsive || ops.some((o) => o.kind === 'hang' && o.dev === dev))
+      ? [{ kind: 'report', dev }]
+      : [],
+  );
+  return [...seqs, ...reporters.map((r) => [r])];
 }
 
 /** Named invariants of the model itself (checked by the model's own tests). */
@@ -336,6 +390,7 @@ export const invariants: Record<string, (c: Consts, s: State) => boolean> = {
     s.devs.every((x, d) => s.recoveryCnt[d] === (x.quarantine === 'none' ? 0 : 1)),
   NoAtsWhileBroken: (_c, s) => s.devs.every((x) => !(x.atsBroken && x.atsOn)),
   NoAtsWhileQuarantined: (_c, s) => s.devs.every((x) => x.quarantine === 'none' || !x.atsOn),
+  ReportOnlyWhileFenced: (_c, s) => s.devs.every((x) => !x.brokenPending || x.atsBroken),
   AtsOnlyWhereSupported: (c, s) => s.devs.every((x, d) => !x.atsOn || c.ats[d]!),
 };
 

@@ -14,7 +14,15 @@ import type { ArmSmmuCmdq } from '../impl/kernel.ts';
 import type { Proc } from '../impl/sim/machine.ts';
 import type { Op, System } from '../impl/system.ts';
 import { queueFull } from '../impl/smmuv3/queue.ts';
-import { atomicSteps, type Consts, interleavings, type ModelOp, next, type State } from '../model/model.ts';
+import {
+  type Consts,
+  interleavings,
+  type ModelOp,
+  next,
+  roundSeqs,
+  settleSteps,
+  type State,
+} from '../model/model.ts';
 import {
   type Coverage,
   type DeviceState,
@@ -100,12 +108,17 @@ export function recordRound(
     for (const op of order) states.push(next(c, states.at(-1)!, op));
     return JSON.stringify(states.at(-1)) === target ? states : null;
   };
-  let order = accepted;
+  // An order, then the reports it leaves pending (model.settle).
+  const settled = (o: readonly ModelOp[]): ModelOp[] => {
+    const end = o.reduce((s, op) => next(c, s, op), before);
+    return [...o, ...settleSteps(end)];
+  };
+  let order: readonly ModelOp[] = accepted;
   let states = reaches(order);
   if (states === null) {
-    for (const o of interleavings(ops.map((op) => atomicSteps(toModelOp(op))))) {
-      states = reaches(o);
-      order = o;
+    for (const o of interleavings(roundSeqs(c, before, ops.map(toModelOp)))) {
+      order = settled(o);
+      states = reaches(order);
       if (states !== null) break;
     }
   }

@@ -92,10 +92,12 @@ function opUniverse(): string[] {
 }
 
 /**
- * The devices an atomic step touches: its device; for map and unmap, every device present on
- * the domain (an unmap's invalidation is what finds a silent device).
+ * The devices an atomic step touches: its device (the worker's, only when it has a report to
+ * handle); for map and unmap, every device present on the domain (an unmap's invalidation is
+ * what finds a silent device).
  */
 export function touched(op: ModelOp, before: State): number[] {
+  if (op.kind === 'report') return before.devs[op.dev]!.brokenPending ? [op.dev] : [];
   if ('dev' in op) return [op.dev];
   if (op.kind === 'gerror') return [];
   const out: number[] = [];
@@ -132,6 +134,7 @@ function allSteps(c: Consts): ModelOp[] {
     'unplug',
     'probe',
     'gerror',
+    'report',
   ];
   return kinds.flatMap((kind): ModelOp[] =>
     match(kind)
@@ -145,7 +148,7 @@ function allSteps(c: Consts): ModelOp[] {
         ),
       )
       .with('dma', () => devs.map((dev) => ({ kind: 'dma' as const, dev, iova: 0 })))
-      .with('resetPrepare', 'hang', 'unplug', 'probe', (k) => devs.map((dev) => ({ kind: k, dev })))
+      .with('resetPrepare', 'hang', 'unplug', 'probe', 'report', (k) => devs.map((dev) => ({ kind: k, dev })))
       .with('gerror', () => [{ kind: 'gerror' as const }])
       .exhaustive(),
   );

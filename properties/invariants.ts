@@ -336,7 +336,7 @@ export class Observers {
       if (h.lastReset === true && pdev.ep.responsive && !h.errorSinceReset && !blamedByDesign) {
         const eats = pdev.ep.sids.every((sid) => k.smmu.hw.ste.get(sid)?.eats === true);
         const ste = k.smmu.hw.ste.get(pdev.ep.sids[0]!);
-        const onDomain = ste?.config === 'translate' && ste.domain === pdev.group!.domain.id;
+        const onDomain = ste?.config === 'translate' && ste.domain === pdev.group!.domain!.id;
         const atsOk = !this.atsUsable[d]! || (pdev.ep.atsEnabled && eats);
         if (gdev.blocked !== BLOCKED_NO || !onDomain || !atsOk) {
           m.violate(

@@ -11,21 +11,29 @@ import {
   interleavings,
   next,
   nexts,
+  roundSeqs,
+  settle,
+  settleSteps,
   type State,
 } from '../model/model.ts';
 import { checkRound, type RefinementResult, toModelOp } from './refinement.ts';
 import { opArb, topologyArb } from './scenario.ts';
 
-/** The definition checkRound walks as a tree: every order taken from the start, one at a time. */
+/**
+ * The definition checkRound walks as a tree: every order taken from the start, one at a time,
+ * then the reports it leaves pending (model.ts Round).
+ */
 function byDefinition(c: Consts, before: State, ops: readonly Op[], impl: State): RefinementResult {
   const candidates: State[] = [];
-  for (const order of interleavings(ops.map((op) => atomicSteps(toModelOp(op))))) {
+  for (const order of interleavings(roundSeqs(c, before, ops.map(toModelOp)))) {
     let states = [before];
     for (const op of order)
       states =
         c.design === 'core' ? states.map((x) => next(c, x, op)) : states.flatMap((x) => nexts(c, x, op));
-    for (const s of states) {
-      if (equal(s, impl)) return { ok: true, state: s, order };
+    for (const s0 of states) {
+      const tail = settleSteps(s0);
+      const s = settle(c, s0);
+      if (equal(s, impl)) return { ok: true, state: s, order: [...order, ...tail] };
       if (!candidates.some((x) => equal(x, s))) candidates.push(s);
     }
   }
@@ -55,7 +63,11 @@ test.prop([roundArb], { numRuns: 300 })(
   'checkRound gives the answer of every order taken from the start: verdict, state, order, candidates',
   ({ c, history, ops, pick, perturb }) => {
     const before = history.reduce(
-      (s, op) => atomicSteps(toModelOp(op)).reduce((x, step) => next(c, x, step), s),
+      (s, op) =>
+        settle(
+          c,
+          atomicSteps(toModelOp(op)).reduce((x, step) => next(c, x, step), s),
+        ),
       init(c),
     );
     const some = byDefinition(c, before, ops, perturbed(before, 0));

@@ -10,7 +10,6 @@ import {
 } from '../impl/kernel.ts';
 import type { Op, System } from '../impl/system.ts';
 import {
-  atomicSteps,
   type Consts,
   constsOf,
   GONE,
@@ -18,6 +17,8 @@ import {
   next,
   nexts,
   type Quarantine,
+  roundSeqs,
+  settleSteps,
   type State,
 } from '../model/model.ts';
 
@@ -48,13 +49,14 @@ export function abstraction(sys: System): State {
       const sids = pdev.ep.sids;
       const eats = sids.every((sid) => k.smmu.hw.ste.get(sid)?.eats === true);
       return {
-        domain: pdev.group!.domain.id,
+        domain: pdev.group!.domain!.id,
         quarantine: QUARANTINE[gdev.blocked] ?? 'none',
         atsBroken:
           pdev.master !== null && (pdev.master.atsBroken || (sys.v.minimal && fenced(pdev.master, eats))),
         atsOn: pdev.ep.atsEnabled && eats,
         responsive: pdev.ep.responsive,
         present: true,
+        brokenPending: gdev.brokenPending,
       };
     }),
     recoveryCnt: k.groups.map((g) => g.recoveryCnt),
@@ -106,7 +108,7 @@ export type RefinementResult =
  * first; coverage-probe.ts records its transitions).
  */
 export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: State): RefinementResult {
-  const seqs = ops.map((op) => atomicSteps(toModelOp(op))).filter((q) => q.length > 0);
+  const seqs = roundSeqs(c, before, ops.map(toModelOp)).filter((q) => q.length > 0);
   const target = JSON.stringify(impl);
   const candidates = new Map<string, State>();
   const total = seqs.reduce((n, q) => n + q.length, 0);
@@ -119,9 +121,15 @@ export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: S
   const walk = (states: readonly State[]): State | null => {
     if (order.length === total) {
       for (const s of states) {
-        const key = JSON.stringify(s);
-        if (key === target) return s;
-        if (!candidates.has(key)) candidates.set(key, s);
+        // The system quiesces: the worker handles every report still pending (model.settle).
+        const tail = settleSteps(s);
+        const end = tail.reduce((u, op) => next(c, u, op), s);
+        const key = JSON.stringify(end);
+        if (key === target) {
+          order.push(...tail);
+          return end;
+        }
+        if (!candidates.has(key)) candidates.set(key, end);
       }
       return null;
     }

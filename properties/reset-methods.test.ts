@@ -9,7 +9,7 @@ import type { SimEvent } from '../impl/events.ts';
 import { BLOCKED_NO, BLOCKED_RESET_FAILED } from '../impl/kernel.ts';
 import { type DeviceSpec, fmtOp, type Op, type System } from '../impl/system.ts';
 import { Variant } from '../impl/variants.ts';
-import { constsOf, init, next } from '../model/model.ts';
+import { constsOf, init, next, settle } from '../model/model.ts';
 import { fmtTopology } from '../reports/counterexample.ts';
 import { parseCounterexample } from './counterexample-file.ts';
 import { type RunResult, runScenario } from './runner.ts';
@@ -263,7 +263,7 @@ describe('AER recovery (pcie_do_recovery() with aer_root_reset())', () => {
     const c = constsOf([{ ats: true, flr: false }], 2, 1);
     expect(c.resettable).toEqual([false]);
     const hung = next(c, init(c), { kind: 'hang', dev: 0 });
-    const broken = next(c, hung, { kind: 'unmap', domain: 0, iova: 0 });
+    const broken = settle(c, next(c, hung, { kind: 'unmap', domain: 0, iova: 0 }));
     expect(broken.devs[0]!.quarantine).toBe('broken');
     const byAer = next(c, broken, { kind: 'aer', dev: 0, outcome: 'ok' });
     expect(byAer.devs[0]).toMatchObject({ quarantine: 'none', atsOn: true, responsive: true });

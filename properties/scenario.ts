@@ -126,6 +126,36 @@ export const SEARCHED_GERROR_CAUSES: readonly GerrorCause[] = GERROR_CAUSES.filt
 export interface OpArbOptions {
   /** Also inject SFM (rarely): for exploring the known limit, never in the default search. */
   readonly sfm?: boolean;
+  /**
+   * Draw an attach's domain relative to where its device is ({@link resolveAttaches}): 0, three
+   * times in four, is another domain, 1 the one it is on.
+   */
+  readonly relativeAttach?: boolean;
+}
+
+const MOVE_OR_STAY = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0) },
+  { weight: 1, arbitrary: fc.constant(1) },
+);
+
+/**
+ * Attaches drawn relative ({@link OpArbOptions.relativeAttach}) made absolute: 0 moves the device
+ * to the next domain, 1 keeps it where it is, tracked in the order the operations are listed
+ * (every probed device starts on domain 0). The core makes an attach to the group's own domain
+ * a no-op, as Linux does, so uniform absolute domains wasted half of all attaches (every first
+ * one to domain 0); a same-domain attach is still drawn, one in four.
+ */
+export function resolveAttaches(rounds: readonly (readonly Op[])[]): Op[][] {
+  const on = new Map<number, number>();
+  return rounds.map((r) =>
+    r.map((o) => {
+      if (o.kind !== 'attach') return o;
+      const cur = on.get(o.dev) ?? 0;
+      const domain = o.domain === 0 ? (cur + 1) % PAGING_DOMAINS : cur;
+      on.set(o.dev, domain);
+      return { ...o, domain };
+    }),
+  );
 }
 
 export function opArb(t: Topology, opts: OpArbOptions = {}): fc.Arbitrary<Op> {
@@ -162,7 +192,15 @@ export function opArb(t: Topology, opts: OpArbOptions = {}): fc.Arbitrary<Op> {
         outcome: fc.constantFrom('ok' as const, 'fail' as const),
       }),
     },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('attach' as const), cpu, dev, domain }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('attach' as const),
+        cpu,
+        dev,
+        domain: opts.relativeAttach === true ? MOVE_OR_STAY : domain,
+      }),
+    },
     // Twice the weight of probes and interrupts: a removal racing an invalidation that still
     // reads the device (master-freed-under-rcu) needs the unplug in the invalidation's round.
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('unplug' as const), cpu, dev }) },
@@ -189,11 +227,15 @@ export const HUNG_FIRST_FREQ = 2;
 export const EXTRA_OP_FREQ = 6;
 const MAX_ROUNDS = 8;
 
+const RELATIVE: OpArbOptions = { relativeAttach: true };
+
 const roundArb = (t: Topology, opsPerRound: number): fc.Arbitrary<Op[]> =>
   fc
     .tuple(
-      opArb(t),
-      ...Array.from({ length: opsPerRound - 1 }, () => fc.option(opArb(t), { freq: EXTRA_OP_FREQ })),
+      opArb(t, RELATIVE),
+      ...Array.from({ length: opsPerRound - 1 }, () =>
+        fc.option(opArb(t, RELATIVE), { freq: EXTRA_OP_FREQ }),
+      ),
     )
     .map((ops) => ops.filter((o): o is Op => o !== null));
 
@@ -207,7 +249,9 @@ const roundsArb = (t: Topology, opsPerRound: number): fc.Arbitrary<Op[][]> =>
       ),
       rounds: fc.array(roundArb(t, opsPerRound), { minLength: 1, maxLength: MAX_ROUNDS }),
     })
-    .map(({ hung, rounds }) => (hung === null ? rounds : [hung, ...rounds].slice(0, MAX_ROUNDS)));
+    .map(({ hung, rounds }) =>
+      resolveAttaches(hung === null ? rounds : [hung, ...rounds].slice(0, MAX_ROUNDS)),
+    );
 
 // size 'max' (choicesArb): lengths drawn up to maxLength. fast-check's default size ('small')
 // would cap them near 10, so almost every run fell back to the fair default after a few choices,

@@ -53,20 +53,40 @@ function* __iommuAttachDevice(k: Kernel, domain: IommuDomain, dev: PciDev): Proc
   return yield* armSmmuAttachDev(k, domain, dev);
 }
 
-/** iommu_attach_group(): fails with -EBUSY while a device of the group is being recovered. */
-export function* iommuAttachGroup(k: Kernel, domain: IommuDomain, group: IommuGroup): Proc<number> {
-  yield* group.mutex.lock();
+/**
+ * __iommu_group_set_domain_internal(): the domain the group is on already is a no-op, so the
+ * driver's attach_dev is not called again (`group->domain == new_domain`, checked before the
+ * recovery); otherwise refused with -EBUSY while a device of the group is being recovered, else
+ * every device of the group is attached.
+ */
+function* __iommuGroupSetDomainInternal(k: Kernel, domain: IommuDomain, group: IommuGroup): Proc<number> {
+  if (group.domain === domain) {
+    yield `group ${group.id} already on domain ${domain.id}`;
+    return 0;
+  }
   if (group.recoveryCnt) {
-    group.mutex.unlock();
     yield 'attach refused: recovery_cnt != 0';
     return EBUSY;
   }
-  // __iommu_group_set_domain()
   for (const gdev of group.devices) yield* __iommuAttachDevice(k, domain, gdev.dev);
   group.domain = domain;
-  group.mutex.unlock();
   yield `group ${group.id} now on domain ${domain.id}`;
   return 0;
+}
+
+/** iommu_setup_default_domain() at probe: the group is on no domain yet. */
+export function* iommuSetupDefaultDomain(k: Kernel, domain: IommuDomain, group: IommuGroup): Proc {
+  yield* group.mutex.lock();
+  yield* __iommuGroupSetDomainInternal(k, domain, group);
+  group.mutex.unlock();
+}
+
+/** iommu_attach_group(). */
+export function* iommuAttachGroup(k: Kernel, domain: IommuDomain, group: IommuGroup): Proc<number> {
+  yield* group.mutex.lock();
+  const ret = yield* __iommuGroupSetDomainInternal(k, domain, group);
+  group.mutex.unlock();
+  return ret;
 }
 
 /** iommu_map() of one page. */
@@ -224,7 +244,7 @@ export function* pciDevResetIommuDone(k: Kernel, pdev: PciDev, resetResult: numb
     }
     // Re-attach RID domain back to group->domain
     if (group.domain !== group.blockingDomain) {
-      m.warnOn((yield* __iommuAttachDevice(k, group.domain, pdev)) !== 0, 're-attach after reset');
+      m.warnOn((yield* __iommuAttachDevice(k, group.domain!, pdev)) !== 0, 're-attach after reset');
     }
     const old = gdev!.blocked;
     setBlocked(k, gdev!, BLOCKED_NO);
