@@ -13,6 +13,7 @@ import {
   LIMIT_OPTIONS,
   SUB_SHAPE_MAX_OPS,
   shrinkFurther,
+  hangsFirst,
   smallerShapes,
 } from './catalog.ts';
 import { runScenario } from './runner.ts';
@@ -207,6 +208,25 @@ describe('smallerShapes', () => {
       // Every single operation is tried alone when there are at least two.
       if (ops.length > 1)
         expect(new Set(shapes.filter((r) => r.flat().length === 1).map(key)).size).toBe(new Set(ops).size);
+    },
+  );
+});
+
+describe('hangsFirst', () => {
+  const key = (o: unknown) => JSON.stringify(o);
+  propTest.prop([mixedScenarioArb])(
+    'the same operations: the hangs in a first round of their own, the rest in their order in one round',
+    (s) => {
+      const ops = s.rounds.flat();
+      const r = hangsFirst(s.rounds);
+      expect(r.flat().map(key).sort()).toEqual(ops.map(key).sort());
+      expect(r.every((round) => round.length > 0)).toBe(true);
+      const hangs = ops.filter((o) => o.kind === 'hang');
+      if (hangs.length > 0) expect(r[0]!.map(key)).toEqual(hangs.map(key));
+      expect(r.at(-1)!.map(key)).toEqual(
+        (hangs.length === ops.length ? hangs : ops.filter((o) => o.kind !== 'hang')).map(key),
+      );
+      expect(r.length).toBeLessThanOrEqual(2);
     },
   );
 });
