@@ -480,27 +480,41 @@ export const MASKED: readonly Masked[] = [
     witness: {
       property: 'no-use-after-free',
       why:
-        "the unmap's retry times out on the hung dev0 and, under ats_broken_lock, reports it: the RCU " +
-        "lookup finds dev0's group device; then (a PCT change point, CPU stalls) a re-attach and the " +
-        'unplug run: list_del_rcu(), a release that neither waits for the lock (no P23) nor for the ' +
-        "reporter's RCU section (no P17), and cancel_work_sync() (the flag) before the reporter's " +
-        "schedule_work(); P08's grace period waits for the reporter, not for the work, so kfree(gdev) " +
-        'comes first and the broken worker touches the freed group device. With disable_work_sync() ' +
-        'the late schedule_work() is refused',
+        "the unmap's retry times out on the hung dev0 and, under ats_broken_lock, reports it. dev1, a " +
+        'device without ATS that the first round moved to domain 1, joins domain 0 again on cpu1: the ' +
+        "merge publishes a new invs array while the unmap still holds the old one's read lock, and " +
+        "its CFGI_STE sync waits behind the retry's ATC_INV (the unmap needs four deadlines and a " +
+        "round allows three stalls). Once the RCU lookup has found dev0's group device (a PCT change " +
+        'point, CPU stalls), the unplug runs: list_del_rcu(), a release whose drain takes the new ' +
+        "array's write lock (so it does not wait for the unmap), that neither waits for the lock (no " +
+        "P23) nor for the reporter's RCU section (no P17), and cancel_work_sync() (the flag) before " +
+        "the reporter's schedule_work(); P08's grace period waits for the reporter, not for the work, " +
+        'so kfree(gdev) comes first and the broken worker touches the freed group device. With ' +
+        'disable_work_sync() the late schedule_work() is refused. (Twelfth session: the old witness ' +
+        "re-attached dev0 to its own domain, which Linux's core never passes to the driver.)",
       scenario: {
-        topology: oneDevice({ cpus: 2, batchEntries: 2, stalls: true }),
+        topology: oneDevice({
+          cpus: 2,
+          batchEntries: 2,
+          stalls: true,
+          devices: [
+            { ats: true, sids: 1 },
+            { ats: false, sids: 1 },
+          ],
+        }),
         rounds: [
-          [{ kind: 'hang', dev: 0 }],
+          [
+            { kind: 'hang', dev: 0 },
+            { kind: 'attach', cpu: 0, dev: 1, domain: 1 },
+          ],
           [
             { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
-            // A re-attach to the domain dev0 is on, which Linux's iommu core never passes to the
-            // driver (README, Fidelity gaps); moved to domain 1, v4-fixed's left-domain drain masks it.
-            { kind: 'attach', cpu: 1, dev: 0, domain: 0 },
+            { kind: 'attach', cpu: 1, dev: 1, domain: 0 },
             { kind: 'unplug', cpu: 1, dev: 0 },
           ],
         ],
         choices: [],
-        pct: { priorities: [2, 2, 2, 5, 6], changes: [71] },
+        pct: { priorities: [0, 0, 5, 2, 2, 2, 6], changes: [92] },
       },
     },
   },
