@@ -172,6 +172,12 @@ export const FIXES = [
       "a master leaving a domain with ATS on drains the readers of the old domain's invs array, as when ATS goes off",
   },
   {
+    id: 'prepare-grace-period',
+    finding: 'domain-join-leaves-reader-into-flr',
+    summary:
+      "the reset's prepare waits a grace period after blocking the device, so no invalidation still walking an older invs array of its domain reaches the function once its reset starts",
+  },
+  {
     id: 'sfm-skip-err',
     finding: 'sfm-drops-reported-atc-timeout',
     summary:

@@ -212,8 +212,80 @@ describe('fix left-domain-drain: leaving a domain with ATS on drains its invs re
     }
   });
 
+  test("the other fixes alone do not help, but the prepare's grace period closes it too", () => {
+    expect(props(f.scenario, 'v4+fix-sync-behind-failure+fix-sfm-skip-err')).toEqual([f.property]);
+    // It waits for the readers of every older array, the one dev0 left included.
+    const r = runScenario(f.scenario, v('v4+fix-prepare-grace-period'));
+    expect(r.violations).toEqual([]);
+    expect(invalidationIntoFlr(r.events)).toBe(false);
+  });
+});
+
+describe("fix prepare-grace-period: a reset's prepare waits for readers of older invs arrays", () => {
+  const f = corpus('v4-domain-join-leaves-reader-into-flr');
+
+  test('v4, also with the left-domain drain: the unmap walking the replaced array reaches dev1 in its FLR', () => {
+    for (const name of ['v4', 'v4+fix-left-domain-drain']) {
+      const r = runScenario(f.scenario, v(name));
+      expect(r.violations.map((x) => x.property)).toEqual([f.property]);
+      expect(invalidationIntoFlr(r.events)).toBe(true);
+    }
+  });
+
+  test('with the fix: nothing reaches the function in FLR, and the model is refined', () => {
+    for (const name of ['v4+fix-prepare-grace-period', 'v4-fixed']) {
+      const r = runScenario(f.scenario, v(name));
+      expect(r.violations).toEqual([]);
+      expect(invalidationIntoFlr(r.events)).toBe(false);
+    }
+  });
+
   test('the other fixes alone do not help', () => {
-    expect(props(f.scenario, allBut('left-domain-drain'))).toEqual([f.property]);
+    expect(props(f.scenario, allBut('prepare-grace-period'))).toEqual([f.property]);
+  });
+
+  /**
+   * The same hole without a join: the unplug of dev2 (no ATS) replaces the array the unmap walks,
+   * and dev1's prepare drains only the new one. Found by the catalog's search for
+   * reset-clears-broken-midway on v4-fixed (ninth session; its ON_FIXED witness until the twelfth):
+   * the retry's ATC_INV reaches dev1 in its FLR, and with the flag done() clears ats_broken
+   * before the retry sets it.
+   */
+  const unplugReplaces: Scenario = {
+    topology: {
+      cpus: 2,
+      devices: [
+        { ats: true, sids: 1, quirk: false },
+        { ats: true, sids: 1, quirk: false },
+        { ats: false, sids: 1, quirk: false },
+      ],
+      gerrorIrqCpu: 0,
+      queueShift: 2,
+      batchEntries: 3,
+      atcTimeoutUs: 200_000,
+      iovas: 1,
+    },
+    rounds: [
+      [
+        { kind: 'unmap', cpu: 1, domain: 0, iova: 0 },
+        { kind: 'unplug', cpu: 0, dev: 2 },
+        { kind: 'hang', dev: 0 },
+        { kind: 'reset', cpu: 0, dev: 1, outcome: 'ok' },
+      ],
+    ],
+    choices: [0, 0],
+  };
+
+  test('an unplug replacing the array: the retry reaches dev1 in its FLR unless the prepare waits', () => {
+    const others = allBut('prepare-grace-period');
+    const r = runScenario(unplugReplaces, v(`${others}+reset-clears-broken-midway`));
+    expect(r.violations.map((x) => x.property)).toContain('liveness-after-reset');
+    expect(invalidationIntoFlr(runScenario(unplugReplaces, v(others)).events)).toBe(true);
+    for (const name of ['v4-fixed', 'v4-fixed+reset-clears-broken-midway']) {
+      const x = runScenario(unplugReplaces, v(name));
+      expect(x.violations).toEqual([]);
+      expect(invalidationIntoFlr(x.events)).toBe(false);
+    }
   });
 });
 

@@ -163,6 +163,10 @@ export function* pciDevResetIommuPrepare(k: Kernel, pdev: PciDev): Proc<number> 
     if (ret) gdev!.resetDepth--;
   }
   group.mutex.unlock();
+  // Fix (domain-join-leaves-reader-into-flr): blocking drained the array the device left, but
+  // an invalidation may still walk an older one that another device's attach replaced; its
+  // readers are RCU readers, so a grace period waits for them before the reset starts.
+  if (k.v.fix('prepare-grace-period') && !ret) yield* k.rcu.synchronize();
   yield 'pci_dev_reset_iommu_prepare() returns';
   return ret;
 }
