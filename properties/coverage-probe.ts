@@ -103,26 +103,27 @@ export function recordRound(
   after: State,
 ): void {
   const target = JSON.stringify(after);
-  const reaches = (order: readonly ModelOp[]): State[] | null => {
+  // An order, then the reports it leaves pending (model.settle; none after `accepted`, which
+  // ends with them), with its states, if it leads to `after`.
+  const reaches = (o: readonly ModelOp[]): { order: ModelOp[]; states: State[] } | null => {
+    const order = [...o];
     const states = [before];
     for (const op of order) states.push(next(c, states.at(-1)!, op));
-    return JSON.stringify(states.at(-1)) === target ? states : null;
+    for (const op of settleSteps(states.at(-1)!)) {
+      order.push(op);
+      states.push(next(c, states.at(-1)!, op));
+    }
+    return JSON.stringify(states.at(-1)) === target ? { order, states } : null;
   };
-  // An order, then the reports it leaves pending (model.settle).
-  const settled = (o: readonly ModelOp[]): ModelOp[] => {
-    const end = o.reduce((s, op) => next(c, s, op), before);
-    return [...o, ...settleSteps(end)];
-  };
-  let order: readonly ModelOp[] = accepted;
-  let states = reaches(order);
-  if (states === null) {
+  let found = reaches(accepted);
+  if (found === null) {
     for (const o of interleavings(roundSeqs(c, before, ops.map(toModelOp)))) {
-      order = settled(o);
-      states = reaches(order);
-      if (states !== null) break;
+      found = reaches(o);
+      if (found !== null) break;
     }
   }
-  if (states === null) return;
+  if (found === null) return;
+  const { order, states } = found;
   order.forEach((op, i) => {
     for (const t of stepTransitions(op, states[i]!, states[i + 1]!)) cov.transition(t);
   });

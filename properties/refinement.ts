@@ -18,6 +18,7 @@ import {
   nexts,
   type Quarantine,
   roundSeqs,
+  settle,
   settleSteps,
   type State,
 } from '../model/model.ts';
@@ -121,12 +122,11 @@ export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: S
   const walk = (states: readonly State[]): State | null => {
     if (order.length === total) {
       for (const s of states) {
-        // The system quiesces: the worker handles every report still pending (model.settle).
-        const tail = settleSteps(s);
-        const end = tail.reduce((u, op) => next(c, u, op), s);
+        // The system quiesces: the worker handles every report still pending.
+        const end = settle(c, s);
         const key = JSON.stringify(end);
         if (key === target) {
-          order.push(...tail);
+          order.push(...settleSteps(s));
           return end;
         }
         if (!candidates.has(key)) candidates.set(key, end);
