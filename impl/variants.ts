@@ -166,12 +166,6 @@ export const FIXES = [
       'a CMD_SYNC poll times out only after 1 s without progress of the queue, and an issuer that drained a CMDQ error ahead of its CMD_SYNC polls again',
   },
   {
-    id: 'left-domain-drain',
-    finding: 'invalidation-from-left-domain-into-flr',
-    summary:
-      "a master leaving a domain with ATS on drains the readers of the old domain's invs array, as when ATS goes off",
-  },
-  {
     id: 'prepare-grace-period',
     finding: 'domain-join-leaves-reader-into-flr',
     summary:

@@ -67,6 +67,25 @@ const STRATEGY: Partial<Record<(typeof DETECTABLE)[number], 'uniform' | 'pct'>> 
   'stale-broken-report': 'pct',
 };
 
+/**
+ * Seeds whose find the shrink leaves above the row's bound (its witness's operations plus 1):
+ * listed, not hidden. The test checks each still stands as stated, so a shrink that gets one
+ * down fails here, and the entry goes.
+ *
+ * atc-inv-to-broken seed 1, since the fence in arm_smmu_invs_unref() (thirteenth session): an
+ * 18-operation find on one CPU that shrinks to 5 (a hang, an unmap and a working reset; a second
+ * hang; a failing reset). It is v4's sync finding (a failed CMD_SYNC taken for a plain timeout),
+ * which the flag's extra ATC_INVs to the broken function reach: v4 with fix-sync-behind-failure
+ * and the flag passes it. No 4 of its operations fail in any of the 75 ways to arrange them in
+ * rounds (200 schedules each, with and without CPU stalls), nor any 3 or 4 of the 11 that
+ * fast-check's shrink left (426 shapes); the row's 3-operation witness needs more CPUs.
+ */
+const OVER_BOUND: Partial<
+  Record<(typeof DETECTABLE)[number], { seed: number; ops: number; passesWith: string }>
+> = {
+  'atc-inv-to-broken': { seed: 1, ops: 5, passesWith: 'fix-sync-behind-failure' },
+};
+
 /** Not yet reached by the generic search within a test budget (issue: find them all). */
 const NOT_YET = ['reset-clears-broken-midway', 'broken-work-uaf', 'master-freed-under-rcu'] as const;
 
@@ -89,7 +108,14 @@ describe('catalog detection', () => {
       expect(d.detected, `seed ${seed}`).toBe(true);
       // The shrink (fast-check's, the reducer's, then redrawn and rescheduled smaller scenarios)
       // ends near the witness, and what it ends with still fails under the flag alone.
-      expect(d.shrunk!.ops, `seed ${seed}: ${JSON.stringify(d.scenario)}`).toBeLessThanOrEqual(bound);
+      const over = OVER_BOUND[flag];
+      if (over?.seed === seed) {
+        expect(d.shrunk!.ops, `seed ${seed}: listed over its bound`).toBe(over.ops);
+        const fixed = `${baseline}+${over.passesWith}+${flag}`;
+        expect(runScenario(d.scenario!, Variant.parse(fixed)).violations).toEqual([]);
+      } else {
+        expect(d.shrunk!.ops, `seed ${seed}: ${JSON.stringify(d.scenario)}`).toBeLessThanOrEqual(bound);
+      }
       expect(runScenario(d.scenario!, Variant.parse(`${baseline}+${flag}`)).violations).not.toEqual([]);
       expect(runScenario(d.scenario!, Variant.parse(baseline)).violations).toEqual([]);
     }

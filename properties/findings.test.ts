@@ -50,29 +50,30 @@ describe('finding: a CMD_SYNC queued behind a failing one is taken for a plain t
   });
 });
 
-describe('finding: an invalidation still walking a domain the device left reaches it in FLR', () => {
-  const f = corpus('v4-invalidation-from-left-domain-into-flr');
-  const v4 = Variant.parse('v4');
+/**
+ * Retracted (thirteenth session): the simulated driver drained a left domain's invs readers only
+ * when ATS went off, but arm_smmu_invs_unref() takes the old array's write lock whatever ATS does
+ * (invs v3 on, and mainline). Its scenario stays, as a check of that fence.
+ */
+describe('retracted finding: an invalidation still walking a domain the device left reaches it in FLR', () => {
+  const f: { property: string; scenario: Scenario } = JSON.parse(
+    readFileSync(
+      new URL('./retracted/v4-invalidation-from-left-domain-into-flr.json', import.meta.url),
+      'utf8',
+    ),
+  );
 
-  test('v4 quarantines the failed-reset device as broken, from an invalidation lost in its FLR', () => {
-    const r = runScenario(f.scenario, v4);
-    expect(r.violations.map((v) => v.property)).toEqual([f.property]);
-    expect(invalidationIntoFlr(r.events)).toBe(true);
-    expect(atcTimeoutReportedAsPlainTimeout(r.events)).toBe(false);
-  });
-
-  test('one operation at a time, or with an FLR that works, v4 is right', () => {
-    const serial = oneAtATime(f.scenario);
-    expect(runScenario(serial, v4).violations).toEqual([]);
-    const works = resetsWork(f.scenario);
-    expect(runScenario(works, v4).violations).toEqual([]);
+  test("v4 is right: the attach's unref drains the unmap before dev0's FLR starts", () => {
+    const r = runScenario(f.scenario, Variant.parse('v4'));
+    expect(r.violations).toEqual([]);
+    expect(invalidationIntoFlr(r.events)).toBe(false);
   });
 });
 
 describe('finding: a device joining the domain leaves an invalidation that reaches another device in FLR', () => {
   const f = corpus('v4-domain-join-leaves-reader-into-flr');
   // v4-fixed but this finding's own fix (fixes.test.ts checks that fix).
-  const othersFixed = 'v4+fix-sync-behind-failure+fix-left-domain-drain+fix-sfm-skip-err';
+  const othersFixed = 'v4+fix-sync-behind-failure+fix-sfm-skip-err';
   const fixed = Variant.parse(othersFixed);
 
   test.each(['v4', othersFixed])(

@@ -47,9 +47,9 @@ describe('variant names with fixes', () => {
   });
 
   test('fixes and flags combine in any order; the name is canonical and parses back', () => {
-    const a = v('v4+late-isr-misclassified+fix-sfm-skip-err+fix-left-domain-drain');
-    const b = v('v4+fix-left-domain-drain+fix-sfm-skip-err+late-isr-misclassified');
-    expect(a.name).toBe('v4+fix-left-domain-drain+fix-sfm-skip-err+late-isr-misclassified');
+    const a = v('v4+late-isr-misclassified+fix-sfm-skip-err+fix-prepare-grace-period');
+    const b = v('v4+fix-prepare-grace-period+fix-sfm-skip-err+late-isr-misclassified');
+    expect(a.name).toBe('v4+fix-prepare-grace-period+fix-sfm-skip-err+late-isr-misclassified');
     expect(b.name).toBe(a.name);
     expect(a.bug('late-isr-misclassified')).toBe(true);
     expect(a.fix('sync-behind-failure')).toBe(false);
@@ -195,41 +195,13 @@ describe('fix sync-behind-failure: the poll times out only without progress; a d
   });
 });
 
-describe('fix left-domain-drain: leaving a domain with ATS on drains its invs readers', () => {
-  const f = corpus('v4-invalidation-from-left-domain-into-flr');
-
-  test('v4: an invalidation from the left domain reaches dev0 in its FLR', () => {
-    const r = runScenario(f.scenario, v('v4'));
-    expect(r.violations.map((x) => x.property)).toEqual([f.property]);
-    expect(invalidationIntoFlr(r.events)).toBe(true);
-  });
-
-  test('with the fix: nothing reaches the function in FLR, and the model is refined', () => {
-    for (const name of ['v4+fix-left-domain-drain', 'v4-fixed']) {
-      const r = runScenario(f.scenario, v(name));
-      expect(r.violations).toEqual([]);
-      expect(invalidationIntoFlr(r.events)).toBe(false);
-    }
-  });
-
-  test("the other fixes alone do not help, but the prepare's grace period closes it too", () => {
-    expect(props(f.scenario, 'v4+fix-sync-behind-failure+fix-sfm-skip-err')).toEqual([f.property]);
-    // It waits for the readers of every older array, the one dev0 left included.
-    const r = runScenario(f.scenario, v('v4+fix-prepare-grace-period'));
-    expect(r.violations).toEqual([]);
-    expect(invalidationIntoFlr(r.events)).toBe(false);
-  });
-});
-
 describe("fix prepare-grace-period: a reset's prepare waits for readers of older invs arrays", () => {
   const f = corpus('v4-domain-join-leaves-reader-into-flr');
 
-  test('v4, also with the left-domain drain: the unmap walking the replaced array reaches dev1 in its FLR', () => {
-    for (const name of ['v4', 'v4+fix-left-domain-drain']) {
-      const r = runScenario(f.scenario, v(name));
-      expect(r.violations.map((x) => x.property)).toEqual([f.property]);
-      expect(invalidationIntoFlr(r.events)).toBe(true);
-    }
+  test('v4: the unmap walking the replaced array reaches dev1 in its FLR', () => {
+    const r = runScenario(f.scenario, v('v4'));
+    expect(r.violations.map((x) => x.property)).toEqual([f.property]);
+    expect(invalidationIntoFlr(r.events)).toBe(true);
   });
 
   test('with the fix: nothing reaches the function in FLR, and the model is refined', () => {

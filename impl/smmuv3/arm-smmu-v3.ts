@@ -268,11 +268,11 @@ export function* armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, iova: num
 }
 
 /**
- * Publish a domain's new invs array. With `drain` (the attach turns the master's ATS off; with
- * the left-domain-drain fix, also when the master leaves this domain with ATS on), wait (write
- * lock) for every ATS invalidation still walking the old array; either way mark the old one
- * old. (In v4, moving between domains with ATS on does not wait: readers of the old array may
- * still hold inv->master, which is why release_device waits a grace period, P17.)
+ * Publish a domain's new invs array. With `drain` (the attach turns the master's ATS off, or the
+ * master leaves this domain with ATS entries in it), wait (write lock) for every ATS invalidation
+ * still walking the old array; either way mark the old one old. (Moving between domains does not
+ * wait for readers of the *new* domain's old array: a merge fences nothing, which is why
+ * release_device waits a grace period, P17.)
  */
 function* armSmmuInstallDomainInvs(k: Kernel, domain: IommuDomain, next: ArmSmmuInvs, drain: boolean): Proc {
   const prev = domain.invs;
@@ -502,15 +502,11 @@ export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): 
     if (old && old !== domain && old.type === 'paging') {
       const leftWithAts = old.invs.inv.some((i) => i.master === master);
       if (leftWithAts) old.nrAtsMasters--;
-      // Fix (invalidation-from-left-domain-into-flr): the master's ATS entries leave the old
-      // array, so drain its readers even when ATS stays on: an ATC_INV still walking it must not
-      // reach the device after this attach (a reset's prepare drains only the current array).
-      yield* armSmmuInstallDomainInvs(
-        k,
-        old,
-        withoutMaster(old.invs, master),
-        atsDisabled || (k.v.fix('left-domain-drain') && leftWithAts),
-      );
+      // arm_smmu_invs_unref() takes the old array's write lock whatever ATS does next ("The lock
+      // is required to fence concurrent ATS operations", invs v3 on and mainline): no ATC_INV
+      // still walking it reaches the master after this attach. (Until the thirteenth session this
+      // drained only when ATS went off, and the left-domain finding was that gap: retracted.)
+      yield* armSmmuInstallDomainInvs(k, old, withoutMaster(old.invs, master), atsDisabled || leftWithAts);
       yield `${dev.name}: drop invs from domain ${old.id}`;
     }
     master.domain = domain;

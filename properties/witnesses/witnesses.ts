@@ -56,7 +56,8 @@ const RESET_RACES_BROKEN_REPORT: Scenario = {
     ],
   ],
   choices: [],
-  pct: { priorities: [], changes: [47, 121] },
+  // [47, 121] until the thirteenth session, when the unref's drain added scheduling decisions.
+  pct: { priorities: [], changes: [47, 99] },
 };
 
 /**
@@ -208,22 +209,38 @@ export const WITNESSES: readonly Witness[] = [
     flag: 'master-freed-under-rcu',
     property: 'no-use-after-free',
     why:
-      "an unmap walks domain 0's invs, holding dev0's ATS entry, when an attach moves dev0 to domain 1 " +
-      '(ATS stays on: the old array is not drained) and an unplug releases it: without the grace period ' +
-      "the master is freed while the unmap's timed-out ATC_INV is retried through inv->master",
+      "the unmap walks domain 0's array A and its per-SID retry spends about 1 s on the hung dev0; " +
+      'dev2 joins domain 0 again, which publishes array B without draining A (a merge: nothing leaves), ' +
+      "dev1's unplug drains only B and, without the grace period, frees dev1's master, which the retry " +
+      "then reads through A's inv->master (until the thirteenth session the witness moved dev0 away " +
+      "while the unmap walked A, which arm_smmu_invs_unref()'s write lock drains)",
     origin: 'found, then reduced by hand',
     scenario: {
-      topology: oneDevice({ cpus: 2, gerrorIrqCpu: 1, queueShift: 2 }),
+      topology: {
+        cpus: 3,
+        devices: [
+          { ats: true, sids: 1 },
+          { ats: true, sids: 1 },
+          { ats: true, sids: 1 },
+        ],
+        gerrorIrqCpu: 2,
+        queueShift: 4,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 1,
+      },
       rounds: [
-        [{ kind: 'hang', dev: 0 }],
+        [
+          { kind: 'hang', dev: 0 },
+          { kind: 'attach', cpu: 0, dev: 2, domain: 1 },
+        ],
         [
           { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
-          { kind: 'attach', cpu: 1, dev: 0, domain: 1 },
-          { kind: 'unplug', cpu: 1, dev: 0 },
+          { kind: 'attach', cpu: 1, dev: 2, domain: 0 },
+          { kind: 'unplug', cpu: 2, dev: 1 },
         ],
       ],
       choices: [],
-      pct: { priorities: [0, 1], changes: [107] },
     },
   },
   {
@@ -523,7 +540,7 @@ export const MASKED: readonly Masked[] = [
 /**
  * On v4 with its own findings fixed (`v4-fixed`, impl/variants.ts FIXES), a flag's bug may need
  * another scenario: the fixes change what happens after a CMD_SYNC poll times out (an issuer
- * waits for its own CMD_SYNC) and what an attach drains. Every witness above also fails with its
+ * waits for its own CMD_SYNC) and what a reset's prepare waits for. Every witness above also fails with its
  * flag on v4-fixed and passes there without it, except those replaced here and those in
  * NOT_ON_FIXED. (Found by targeted searches and `npm run catalog -- --base v4-fixed`, fourth
  * session.)
@@ -573,44 +590,6 @@ export const ON_FIXED: readonly Omit<Witness, 'origin'>[] = [
           { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
           { kind: 'unmap', cpu: 1, domain: 0, iova: 1 },
           { kind: 'attach', cpu: 1, dev: 0, domain: 1 },
-        ],
-      ],
-      choices: [],
-    },
-  },
-  {
-    flag: 'master-freed-under-rcu',
-    property: 'no-use-after-free',
-    why:
-      "the unmap walks domain 0's array A and its per-SID retry spends about 1 s on the hung dev0; " +
-      'dev2 joins domain 0 again, which publishes array B without draining A (a merge: nothing leaves, ' +
-      "so the left-domain-drain fix does not apply), dev1's unplug drains only B and, without the " +
-      "grace period, frees dev1's master, which the retry then reads through A's inv->master (v4's " +
-      'witness moved dev0 to another domain, which the fix now drains; until the tenth session this ' +
-      'one re-attached dev1 to the domain it was on, which the iommu core never passes to the driver)',
-    scenario: {
-      topology: {
-        cpus: 3,
-        devices: [
-          { ats: true, sids: 1 },
-          { ats: true, sids: 1 },
-          { ats: true, sids: 1 },
-        ],
-        gerrorIrqCpu: 2,
-        queueShift: 4,
-        batchEntries: 3,
-        atcTimeoutUs: 50_000,
-        iovas: 1,
-      },
-      rounds: [
-        [
-          { kind: 'hang', dev: 0 },
-          { kind: 'attach', cpu: 0, dev: 2, domain: 1 },
-        ],
-        [
-          { kind: 'unmap', cpu: 0, domain: 0, iova: 0 },
-          { kind: 'attach', cpu: 1, dev: 2, domain: 0 },
-          { kind: 'unplug', cpu: 2, dev: 1 },
         ],
       ],
       choices: [],
