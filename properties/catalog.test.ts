@@ -78,7 +78,8 @@ const STRATEGY: Partial<Record<(typeof DETECTABLE)[number], 'uniform' | 'pct'>> 
  * which the flag's extra ATC_INVs to the broken function reach: v4 with fix-sync-behind-failure
  * and the flag passes it. No 4 of its operations fail in any of the 75 ways to arrange them in
  * rounds (200 schedules each, with and without CPU stalls), nor any 3 or 4 of the 11 that
- * fast-check's shrink left (426 shapes); the row's 3-operation witness needs more CPUs.
+ * fast-check's shrink left (426 shapes); the row's 3-operation witness fails only in a topology
+ * of its own (3 CPUs, a 16-entry queue, a 200 ms ATC timeout), which no shrink step grows to.
  */
 const OVER_BOUND: Partial<
   Record<(typeof DETECTABLE)[number], { seed: number; ops: number; passesWith: string }>
