@@ -187,6 +187,10 @@ export const FIX_PREFIX = 'fix-';
 /** The alias for v4 with every fix of FIXES. */
 export const V4_FIXED = 'v4-fixed';
 
+/** v4 with every fix of FIXES but `id`: what a finding's own fix is checked against. */
+export const v4FixedBut = (id: FixId): string =>
+  ['v4', ...FIXES.filter((f) => f.id !== id).map((f) => `${FIX_PREFIX}${f.id}`)].join('+');
+
 export class VariantError extends Error {}
 
 export class Variant {

@@ -2,9 +2,9 @@
  * Findings against v4 as posted (reports/findings/): each reproduces without any flag, and every
  * violation v4 shows in a bounded search is explained by one of them.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { Variant } from '../impl/variants.ts';
+import { Variant, v4FixedBut } from '../impl/variants.ts';
+import { readCounterexample as corpus } from './engine/corpus.ts';
 import {
   atcTimeoutReportedAsPlainTimeout,
   fenceLostToAttach,
@@ -14,9 +14,6 @@ import {
 import { fuzz } from './fuzz.ts';
 import { runScenario } from './runner.ts';
 import type { Scenario } from './scenario.ts';
-
-const corpus = (name: string): { property: string; scenario: Scenario } =>
-  JSON.parse(readFileSync(new URL(`./corpus/${name}.json`, import.meta.url), 'utf8'));
 
 /** The scenario with each operation in a round of its own: no concurrency left. */
 const oneAtATime = (s: Scenario): Scenario => ({
@@ -56,12 +53,7 @@ describe('finding: a CMD_SYNC queued behind a failing one is taken for a plain t
  * (invs v3 on, and mainline). Its scenario stays, as a check of that fence.
  */
 describe('retracted finding: an invalidation still walking a domain the device left reaches it in FLR', () => {
-  const f: { property: string; scenario: Scenario } = JSON.parse(
-    readFileSync(
-      new URL('./retracted/v4-invalidation-from-left-domain-into-flr.json', import.meta.url),
-      'utf8',
-    ),
-  );
+  const f = corpus('v4-invalidation-from-left-domain-into-flr', 'retracted');
 
   test("v4 is right: the attach's unref drains the unmap before dev0's FLR starts", () => {
     const r = runScenario(f.scenario, Variant.parse('v4'));
@@ -73,7 +65,7 @@ describe('retracted finding: an invalidation still walking a domain the device l
 describe('finding: a device joining the domain leaves an invalidation that reaches another device in FLR', () => {
   const f = corpus('v4-domain-join-leaves-reader-into-flr');
   // v4-fixed but this finding's own fix (fixes.test.ts checks that fix).
-  const othersFixed = 'v4+fix-sync-behind-failure+fix-sfm-skip-err';
+  const othersFixed = v4FixedBut('prepare-grace-period');
   const fixed = Variant.parse(othersFixed);
 
   test.each(['v4', othersFixed])(

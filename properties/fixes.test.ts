@@ -3,26 +3,26 @@
  * fix"): each counterexample still fails under v4 and no longer does with its fix, and only that
  * fix makes the difference. Also the variant names that carry fixes.
  */
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ETIMEDOUT } from '../impl/kernel.ts';
-import { FIXES, listFixVariants, listVariants, Variant, VariantError } from '../impl/variants.ts';
+import {
+  FIXES,
+  listFixVariants,
+  listVariants,
+  v4FixedBut as allBut,
+  Variant,
+  VariantError,
+} from '../impl/variants.ts';
+import { readCounterexample as corpus } from './engine/corpus.ts';
 import { atcTimeoutReportedAsPlainTimeout, invalidationIntoFlr } from './findings.ts';
 import { runScenario } from './runner.ts';
 import { type Scenario, scenarioArb } from './scenario.ts';
 import { oneDevice } from './witnesses/witnesses.ts';
 
-const corpus = (name: string): { property: string; scenario: Scenario } =>
-  JSON.parse(readFileSync(new URL(`./corpus/${name}.json`, import.meta.url), 'utf8'));
-
 const v = (name: string): Variant => Variant.parse(name);
 const props = (s: Scenario, name: string): string[] =>
   runScenario(s, v(name)).violations.map((x) => x.property);
-
-/** v4 with every fix but `id`. */
-const allBut = (id: string): string =>
-  ['v4', ...FIXES.filter((f) => f.id !== id).map((f) => `fix-${f.id}`)].join('+');
 
 describe('variant names with fixes', () => {
   test('the presets apply no fix; every existing name means what it did', () => {
@@ -53,7 +53,7 @@ describe('variant names with fixes', () => {
     expect(b.name).toBe(a.name);
     expect(a.bug('late-isr-misclassified')).toBe(true);
     expect(a.fix('sync-behind-failure')).toBe(false);
-    const c = v(`${allBut('')}+atc-inv-to-broken`);
+    const c = v(`v4+${FIXES.map((f) => `fix-${f.id}`).join('+')}+atc-inv-to-broken`);
     expect(c.name).toBe('v4-fixed+atc-inv-to-broken');
     expect(v('v4-fixed+atc-inv-to-broken').name).toBe(c.name);
     for (const name of listFixVariants()) expect(v(name).name).toBe(name);

@@ -6,19 +6,18 @@
  * impl/smmuv3/tegra241-cmdqv.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Topology } from '../impl/system.ts';
 import { Variant } from '../impl/variants.ts';
 import { fmtTopology } from '../reports/counterexample.ts';
 import { CounterexampleError, parseCounterexample } from './counterexample-file.ts';
+import { readCounterexample } from './engine/corpus.ts';
 import { atcTimeoutReportedAsPlainTimeout } from './findings.ts';
 import { runScenario } from './runner.ts';
 import { type Scenario, topologyArb } from './scenario.ts';
 
-const corpus = (name: string): Scenario =>
-  JSON.parse(readFileSync(new URL(`./corpus/${name}.json`, import.meta.url), 'utf8')).scenario;
+const corpus = (name: string): Scenario => readCounterexample(name).scenario;
 
 describe('generator, file format, report', () => {
   const sample = fc.sample(topologyArb, { seed: 11, numRuns: 2000 });

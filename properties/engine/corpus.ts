@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../../reports/atomic.ts';
-import { parseCounterexample } from '../counterexample-file.ts';
+import { type CounterexampleFile, parseCounterexample } from '../counterexample-file.ts';
 import type { Scenario } from '../scenario.ts';
 import { counterexampleId, dedupKey, shapeOf } from './shape.ts';
 
@@ -39,6 +39,18 @@ export function readCorpus(dir: string = CORPUS_DIR): CorpusEntry[] {
     }
   }
   return out;
+}
+
+/**
+ * One counterexample file, `<name>.json` in the corpus or in another folder beside it (the
+ * retracted findings': `properties/retracted/`), parsed and checked as `npm run replay` does.
+ */
+export function readCounterexample(
+  name: string,
+  folder = 'corpus',
+): CounterexampleFile & { scenario: Scenario } {
+  const file = fileURLToPath(new URL(`../${folder}/${name}.json`, import.meta.url));
+  return parseCounterexample(readFileSync(file, 'utf8'), file);
 }
 
 /** The corpus entry with this property + shape, if any (whatever its variant). */
