@@ -81,6 +81,12 @@ export function baselineOf(id: string, base: Base): string {
   return masked === undefined ? base : [base, ...masked.unmaskedBy].join('+');
 }
 
+/**
+ * The variant a row's find fails under as saved: base+flag, or for a known limit the baseline
+ * (the saved scenario has the limit's condition enabled already).
+ */
+export const failingVariantOf = (id: string, base: Base): string => rowOf(id, base).variant.name;
+
 function rowOf(id: string, base: Base): Row {
   const name = baselineOf(id, base);
   const baseline = Variant.parse(name);

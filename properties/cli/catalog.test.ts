@@ -1,13 +1,34 @@
-/** The catalog command's bad input: one line on stderr, exit 2, nothing on stdout. */
+/** The catalog command: bad input (one line, exit 2, nothing written), bases, workers, saved finds. */
 import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
+import { Variant } from '../../impl/variants.ts';
+import { parseCounterexample } from '../counterexample-file.ts';
+import { runScenario } from '../runner.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 
+const tmp = mkdtempSync(join(tmpdir(), 'atc-catalog-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let outs = 0;
+const freshOut = () => join(tmp, `out-${outs++}`);
+
+/** Runs the CLI into a fresh temporary --out unless told otherwise. */
 function catalog(...args: string[]) {
-  const r = spawnSync(tsx, ['properties/cli/catalog.ts', ...args], { cwd: root, encoding: 'utf8' });
+  const out = args.includes('--out') ? [] : ['--out', freshOut()];
+  const r = spawnSync(tsx, ['properties/cli/catalog.ts', ...args, ...out], { cwd: root, encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -18,12 +39,58 @@ describe('npm run catalog', () => {
     [['--flag', 'no-such-row'], /unknown row 'no-such-row'/],
     [['--seeds', '0'], /--seeds takes a whole number >= 1/],
     [['--workers', '0'], /--workers takes a whole number >= 1/],
-  ])('bad input %j: one line, exit 2, nothing on stdout', (args, msg) => {
-    const r = catalog(...args);
+    [['--out', ''], /--out takes a folder/],
+  ])('bad input %j: one line, exit 2, nothing on stdout, no folder written', (args, msg) => {
+    const out = freshOut();
+    const r = catalog(...args, ...(args.includes('--out') ? [] : ['--out', out]));
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).toMatch(msg);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  test('--out must be empty: one line, exit 2, the folder left as it was', () => {
+    const out = freshOut();
+    mkdirSync(out);
+    writeFileSync(join(out, 'keep.txt'), 'x');
+    const r = catalog('--seeds', '1', '--runs', '5', '--flag', 'inv-during-flr', '--out', out);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--out .* is not empty/);
+    expect(readdirSync(out)).toEqual(['keep.txt']);
+  });
+
+  test('every find is saved, replayable: it fails under base+flag and passes under the base', () => {
+    const out = freshOut();
+    const r = catalog(
+      '--json',
+      '--seeds',
+      '2',
+      '--runs',
+      '500',
+      '--flag',
+      'no-reset-device-done',
+      '--workers',
+      '1',
+      '--out',
+      out,
+    );
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.out);
+    expect(summary.entries[0].finds).toEqual([
+      'no-reset-device-done-seed1.json',
+      'no-reset-device-done-seed2.json',
+    ]);
+    expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'))).toEqual(summary);
+    expect(readdirSync(out).sort()).toEqual([...summary.entries[0].finds, 'summary.json']);
+    for (const f of summary.entries[0].finds) {
+      const c = parseCounterexample(readFileSync(join(out, f), 'utf8'), f);
+      expect(c.variant).toBe('v4+no-reset-device-done');
+      expect(runScenario(c.scenario, Variant.parse(c.variant)).violations.map((v) => v.property)).toContain(
+        c.property,
+      );
+      expect(runScenario(c.scenario, Variant.parse('v4')).violations).toEqual([]);
+    }
   });
 
   test('--base v4-fixed searches there: a row is found and the table says which base', () => {

@@ -1,6 +1,6 @@
 /**
  * npm run catalog [-- --json] [--seeds K] [--runs N] [--budget SECONDS] [--strategy uniform|pct|both]
- *                  [--base v4|v4-fixed] [--workers N] [--flag ID ...]
+ *                  [--base v4|v4-fixed] [--workers N] [--flag ID ...] [--out DIR]
  *
  * For each catalog flag: K seeds of differential search (fails under v4+flag, passes under v4)
  * with the generic scenario arbitraries (for each modelled known limit: fails under v4 with the
@@ -15,14 +15,31 @@
  * on the base with the flags that take the masking code out; its entry's `baseline` says so.
  * --workers N (default: all cores) searches each seed on N worker threads (catalog-pool.ts);
  * --workers 1 on this thread, the same result every time for a given --runs.
+ * Every shrunk find is written as soon as it is shrunk, as `<row>-seed<k>.json` (a counterexample
+ * file `npm run replay` reads) in --out DIR (empty or new; default a fresh reports/out/ folder),
+ * and the JSON object goes there as summary.json at the end: a long run that is stopped keeps
+ * what it had found.
  */
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { type Base, BASES, baselineOf, catalogRows, type Detection, detect } from '../catalog.ts';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../reports/atomic.ts';
+import {
+  type Base,
+  BASES,
+  baselineOf,
+  catalogRows,
+  type Detection,
+  detect,
+  failingVariantOf,
+} from '../catalog.ts';
 import { CatalogPool } from '../catalog-pool.ts';
 import { Coverage, fmtCoverageLine } from '../coverage.ts';
 import { scenarioSize, STRATEGIES, type Strategy } from '../scenario.ts';
 import { witnessOf } from '../witnesses/witnesses.ts';
+import { counterexampleJson } from '../engine/corpus.ts';
 import { exitUsage, intArg, MAX_WORKERS, parseCli, UsageError } from './args.ts';
+import { type OutDir, outDir } from './out-dir.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
 
@@ -46,6 +63,8 @@ interface Entry {
   readonly witnessOps: number | null;
   readonly witnessChoices: number | null;
   readonly coverage: { readonly ops: number; readonly transitions: number };
+  /** The shrunk finds' files in the out folder, one per seed that found the row. */
+  readonly finds: readonly string[];
 }
 
 const median = (xs: number[]): number => {
@@ -66,18 +85,21 @@ async function main(): Promise<number> {
       base: { type: 'string' },
       flag: { type: 'string', multiple: true },
       workers: { type: 'string' },
+      out: { type: 'string' },
     },
   });
   let seeds: number;
   let runs: number | null;
   let budgetMs: number;
   let workers: number;
+  let dir: OutDir;
   try {
     workers =
       intArg('workers', values.workers, 1, MAX_WORKERS) ?? Math.min(MAX_WORKERS, availableParallelism());
     seeds = intArg('seeds', values.seeds, 1) ?? 10;
     runs = intArg('runs', values.runs, 1) ?? null;
     budgetMs = (intArg('budget', values.budget, 1) ?? 30) * 1000;
+    dir = outDir(values.out, `catalog-${values.base ?? 'v4'}`);
   } catch (e) {
     if (e instanceof UsageError) fail(e.message);
     throw e;
@@ -91,6 +113,21 @@ async function main(): Promise<number> {
   const rows = catalogRows();
   const ids = values.flag ?? rows;
   for (const id of ids) if (!rows.includes(id)) fail(`unknown row '${id}' (known: ${rows.join(', ')})`);
+  // Arguments are valid: only now is anything written.
+  try {
+    mkdirSync(dir.out, { recursive: true });
+  } catch (e) {
+    fail(`cannot create ${dir.displayOut}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!values.json) process.stderr.write(`catalog: finds are saved in ${dir.displayOut}\n`);
+  /** Writes a find at once, so that nothing a long run found is lost if it is stopped. */
+  const save = (d: Detection): string | null => {
+    if (!d.detected) return null;
+    const file = `${d.flag}-seed${d.seed}.json`;
+    const variant = failingVariantOf(d.flag, base as Base);
+    writeFileAtomic(join(dir.out, file), counterexampleJson(variant, d.shrunkProperty!, d.scenario!));
+    return file;
+  };
 
   // One worker: detect() on this thread (what `npm test` runs). More: every seed on all of them.
   const pool = workers > 1 ? await CatalogPool.start(workers) : null;
@@ -100,8 +137,13 @@ async function main(): Promise<number> {
     const coverage = new Coverage();
     const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs, strategy, coverage, base: base as Base };
     const ds: Detection[] = [];
-    for (let seed = 1; seed <= seeds; seed++)
-      ds.push(pool === null ? detect(id, seed, opts) : await pool.detect(id, seed, opts));
+    const finds: string[] = [];
+    for (let seed = 1; seed <= seeds; seed++) {
+      const d = pool === null ? detect(id, seed, opts) : await pool.detect(id, seed, opts);
+      ds.push(d);
+      const file = save(d);
+      if (file !== null) finds.push(file);
+    }
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
     const w = witnessOf(id);
@@ -126,29 +168,31 @@ async function main(): Promise<number> {
       witnessOps: ws?.ops ?? null,
       witnessChoices: ws?.choices ?? null,
       coverage: { ops: cov.ops.visited, transitions: cov.transitions.visited },
+      finds,
     });
   }
   await pool?.close();
   const total = all.report();
+  const summary = `${JSON.stringify({
+    seeds,
+    runs,
+    budgetMs,
+    base,
+    workers,
+    entries,
+    coverage: {
+      ops: { visited: total.ops.visited, total: total.ops.total, never: total.ops.never },
+      transitions: {
+        visited: total.transitions.visited,
+        total: total.transitions.total,
+        never: total.transitions.never,
+      },
+    },
+    out: dir.displayOut,
+  })}\n`;
+  writeFileAtomic(join(dir.out, 'summary.json'), summary);
   if (values.json) {
-    process.stdout.write(
-      `${JSON.stringify({
-        seeds,
-        runs,
-        budgetMs,
-        base,
-        workers,
-        entries,
-        coverage: {
-          ops: { visited: total.ops.visited, total: total.ops.total, never: total.ops.never },
-          transitions: {
-            visited: total.transitions.visited,
-            total: total.transitions.total,
-            never: total.transitions.never,
-          },
-        },
-      })}\n`,
-    );
+    process.stdout.write(summary);
   } else {
     const head = ['row', 'found', 'property', 'runs(med)', 'ms(med)', 'ms(max)', 'shrink ms', 'ops/witness'];
     const rows = entries.map((e) => [
@@ -173,6 +217,10 @@ async function main(): Promise<number> {
       `\n${seeds} seeds per row, ${runs === null ? '' : `${runs} runs or `}${budgetMs / 1000} s per seed, strategy ${strategy}, base ${base}, ${workers} worker(s)\n`,
     );
     process.stdout.write(`coverage of the searches (all rows): ${fmtCoverageLine(total)}\n`);
+    const n = entries.reduce((k, e) => k + e.finds.length, 0);
+    process.stdout.write(
+      `${n} shrunk find(s) and summary.json in ${dir.displayOut} (replay one: npm run -s replay -- ${join(dir.displayOut, '<row>-seed<k>.json')})\n`,
+    );
   }
   return entries.every((e) => e.detected) ? 0 : 1;
 }

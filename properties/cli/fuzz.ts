@@ -13,9 +13,9 @@
  * first, on all cores.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listFixVariants, listVariants, Variant, VariantError } from '../../impl/variants.ts';
 import { fmtScenario, fmtTimeline } from '../../reports/counterexample.ts';
@@ -28,6 +28,7 @@ import { Control } from '../engine/jobs.ts';
 import { type Executor, InProcess, WorkerPool } from '../engine/pool.ts';
 import { parseShard, type Shard, ShardError, shardSeed, WHOLE } from '../engine/seeds.ts';
 import { exitUsage, intArg, MAX_WORKERS, UsageError, parseCli } from './args.ts';
+import { outDir } from './out-dir.ts';
 import { Progress } from './progress.ts';
 import { STRATEGIES, type Strategy } from '../scenario.ts';
 
@@ -82,25 +83,6 @@ function parse() {
   });
 }
 
-const stamp = (d: Date) =>
-  d
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-
-/** The default report folder: reports/out/<timestamp>-<variant>-<seed>[-shard-i-of-N][-k]/. */
-function defaultOut(variant: string, seed: number, shard: Shard): string {
-  const base = join(
-    ROOT,
-    'reports',
-    'out',
-    `${stamp(new Date())}-${variant}-${seed}${shard.count > 1 ? `-shard-${shard.index}-of-${shard.count}` : ''}`,
-  );
-  let dir = base;
-  for (let k = 2; existsSync(dir); k++) dir = `${base}-${k}`;
-  return dir;
-}
-
 /** Every argument checked, nothing written: a UsageError (or VariantError, ShardError) otherwise. */
 function validate(values: ReturnType<typeof parse>['values']): Args {
   const variant = Variant.parse(values.variant ?? 'v4');
@@ -125,24 +107,10 @@ function validate(values: ReturnType<typeof parse>['values']): Args {
     if (!existsSync(corpusDir) || !statSync(corpusDir).isDirectory())
       throw new UsageError(`--corpus ${values.corpus} is not a folder`);
   }
-  let out: string;
-  let displayOut: string;
-  if (values.out !== undefined) {
-    if (values.out === '') throw new UsageError('--out takes a folder');
-    out = resolve(values.out);
-    displayOut = values.out.replace(/\/+$/, '') || '/';
-    if (existsSync(out)) {
-      if (!statSync(out).isDirectory()) throw new UsageError(`--out ${values.out} is not a folder`);
-      if (readdirSync(out).length > 0)
-        throw new UsageError(
-          `--out ${values.out} is not empty (a report folder is written into an empty one)`,
-        );
-    }
-  } else {
-    out = defaultOut(variant.name, seed, shard);
-    const rel = relative(process.cwd(), out);
-    displayOut = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? out : rel;
-  }
+  const { out, displayOut } = outDir(
+    values.out,
+    `${variant.name}-${seed}${shard.count > 1 ? `-shard-${shard.index}-of-${shard.count}` : ''}`,
+  );
   return {
     variant,
     runs,

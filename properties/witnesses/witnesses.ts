@@ -595,22 +595,51 @@ export const ON_FIXED: readonly Omit<Witness, 'origin'>[] = [
       choices: [],
     },
   },
+  {
+    flag: 'full-queue-stall',
+    property: 'no-livelock',
+    why:
+      "one failing CMD_SYNC is enough when a batch needs the whole ring: cpu1's unmap fills the 4-entry " +
+      "VCMDQ (TLBI, 2 ATC_INV, CMD_SYNC) for the hung dev0; its per-SID retry's CMD_SYNC fails, the issuer " +
+      'sees its own ATC timeout and leaves (as a fixed issuer should), and each skip makes the VCMDQ ' +
+      "refetch that CMD_SYNC, which fails again. cpu0's unmap holds domain 0's invs read lock and needs " +
+      'all 4 slots, so it polls for room, without draining CMDQ_ERR (the flag), while the broken worker ' +
+      "on cpu1, where the VCMDQ's IRQ is affine, waits with IRQs off in write_lock_irqsave() for that " +
+      'read lock (arm_smmu_invs_unref, the fence): nothing skips the error. Found by ' +
+      '`npm run catalog -- --base v4-fixed --flag full-queue-stall` (fifteenth session, seed 1), as found',
+    scenario: {
+      topology: {
+        cpus: 2,
+        devices: [{ ats: true, sids: 2, quirk: false }],
+        gerrorIrqCpu: 0,
+        queueShift: 2,
+        batchEntries: 3,
+        atcTimeoutUs: 50_000,
+        iovas: 2,
+        vcmdq: { irqCpu: 1 },
+      },
+      rounds: [
+        [
+          { kind: 'hang', dev: 0 },
+          { kind: 'unmap', cpu: 1, domain: 0, iova: 0 },
+          { kind: 'unmap', cpu: 0, domain: 0, iova: 1 },
+        ],
+      ],
+      // No choice can be dropped or lowered to 0 with the livelock kept (checked one by one).
+      choices: [1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1],
+    },
+  },
 ];
 
 /**
  * Flags whose bug no search reached on v4-fixed, and why (fourth session). reset-clears-broken-midway
  * was here until the ninth session, when the catalog's search found it by another race (ON_FIXED),
  * and is again since the twelfth, whose fix closed that race (fixes.test.ts keeps it).
+ * full-queue-stall was here until the fifteenth session: its reason (the livelock needs a queue
+ * full of orphans, which only v4's plain timeout leaves) was wrong, since one refetched CMD_SYNC
+ * fills a ring that a batch needs whole (ON_FIXED); the saved catalog find showed it.
  */
 export const NOT_ON_FIXED: readonly { readonly flag: string; readonly why: string }[] = [
-  {
-    flag: 'full-queue-stall',
-    why:
-      'the livelock needs the 4-entry queue full of entries nobody waits for while CMDQ_ERR is pending: ' +
-      'in v4 an issuer gives up on its CMD_SYNC with a plain timeout behind a refetched failing one, ' +
-      'leaving orphans; the fixed issuer leaves only when its own CMD_SYNC is done, so at most one ' +
-      'orphan exists and any issuer still polling drains the error (1.6M targeted runs: nothing)',
-  },
   {
     flag: 'reset-clears-broken-midway',
     why:
