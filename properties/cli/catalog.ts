@@ -146,7 +146,7 @@ async function main(): Promise<number> {
     }
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
-    const w = witnessOf(id);
+    const w = witnessOf(id, base as Base);
     const ws = w ? scenarioSize(w) : null;
     all.merge(coverage);
     const cov = coverage.report();

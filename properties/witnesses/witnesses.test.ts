@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FLAGS, Variant } from '../../impl/variants.ts';
 import { runScenario } from '../runner.ts';
-import { LIMITS, MASKED, NOT_ON_FIXED, ON_FIXED, WITNESSES } from './witnesses.ts';
+import { LIMITS, MASKED, NOT_ON_FIXED, ON_FIXED, WITNESSES, witnessOf } from './witnesses.ts';
 
 describe.each(WITNESSES)('witness for $flag', (w) => {
   test(`fails ${w.property} under v4+${w.flag}`, () => {
@@ -87,4 +87,13 @@ test('ON_FIXED replaces only witnesses that v4-fixed hides; NOT_ON_FIXED only fl
     expect(runScenario(w.scenario, Variant.parse(`v4-fixed+${n.flag}`)).violations, n.flag).toEqual([]);
     expect(ON_FIXED.some((f) => f.flag === n.flag)).toBe(false);
   }
+});
+
+test("witnessOf: on v4-fixed a flag's ON_FIXED witness where it has one, its own otherwise", () => {
+  for (const w of WITNESSES) {
+    const onFixed = ON_FIXED.find((f) => f.flag === w.flag)?.scenario ?? w.scenario;
+    expect(witnessOf(w.flag, 'v4-fixed'), w.flag).toBe(onFixed);
+    expect(witnessOf(w.flag), w.flag).toBe(w.scenario);
+  }
+  expect(ON_FIXED.some((f) => witnessOf(f.flag, 'v4-fixed') !== witnessOf(f.flag))).toBe(true);
 });

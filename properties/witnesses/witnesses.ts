@@ -771,9 +771,11 @@ export const LIMITS: readonly LimitWitness[] = [
 
 /**
  * A catalog row's witness scenario, whatever kind of row it is: a flag's, a masked flag's (on its
- * unmasked base) or a known limit's (null: none in this model); undefined for an unknown id.
+ * unmasked base) or a known limit's (null: none in this model); undefined for an unknown id. On
+ * v4-fixed, a flag's ON_FIXED witness where it has one.
  */
-export const witnessOf = (id: string): Scenario | null | undefined =>
+export const witnessOf = (id: string, base: 'v4' | 'v4-fixed' = 'v4'): Scenario | null | undefined =>
+  (base === 'v4-fixed' ? ON_FIXED.find((w) => w.flag === id)?.scenario : undefined) ??
   WITNESSES.find((w) => w.flag === id)?.scenario ??
   MASKED.find((m) => m.flag === id)?.witness.scenario ??
   LIMITS.find((l) => l.id === id)?.scenario;
