@@ -605,7 +605,9 @@ export const ON_FIXED: readonly Omit<Witness, 'origin'>[] = [
       "refetch that CMD_SYNC, which fails again. cpu0's unmap holds domain 0's invs read lock and needs " +
       'all 4 slots, so it polls for room, without draining CMDQ_ERR (the flag), while the broken worker ' +
       "on cpu1, where the VCMDQ's IRQ is affine, waits with IRQs off in write_lock_irqsave() for that " +
-      'read lock (arm_smmu_invs_unref, the fence): nothing skips the error. Found by ' +
+      'read lock (arm_smmu_invs_unref, the fence): nothing skips the error. It needs the VCMDQ: on ' +
+      'the main queue the STE updates for the broken master queue behind the failing CMD_SYNC and their ' +
+      'own CMD_SYNC poll skips the error (0 of 5,000 schedules of this shape fail without it). Found by ' +
       '`npm run catalog -- --base v4-fixed --flag full-queue-stall` (fifteenth session, seed 1), as found',
     scenario: {
       topology: {
