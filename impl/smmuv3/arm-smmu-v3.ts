@@ -269,7 +269,7 @@ export function* armSmmuDomainInvRange(k: Kernel, domain: IommuDomain, iova: num
 
 /**
  * Publish a domain's new invs array. With `drain` (the attach turns the master's ATS off, or the
- * master leaves this domain with ATS entries in it), wait (write lock) for every ATS invalidation
+ * master leaves this domain, arm_smmu_invs_unref()), wait (write lock) for every ATS invalidation
  * still walking the old array; either way mark the old one old. (Moving between domains does not
  * wait for readers of the *new* domain's old array: a merge fences nothing, which is why
  * release_device waits a grace period, P17.)
@@ -503,10 +503,12 @@ export function* armSmmuAttachDev(k: Kernel, domain: IommuDomain, dev: PciDev): 
       const leftWithAts = old.invs.inv.some((i) => i.master === master);
       if (leftWithAts) old.nrAtsMasters--;
       // arm_smmu_invs_unref() takes the old array's write lock whatever ATS does next ("The lock
-      // is required to fence concurrent ATS operations", invs v3 on and mainline): no ATC_INV
-      // still walking it reaches the master after this attach. (Until the thirteenth session this
-      // drained only when ATS went off, and the left-domain finding was that gap: retracted.)
-      yield* armSmmuInstallDomainInvs(k, old, withoutMaster(old.invs, master), atsDisabled || leftWithAts);
+      // is required to fence concurrent ATS operations", invs v3 on and mainline), and for a
+      // master without ATS too (its ASID/VMID entry is unref'd the same way): no ATC_INV still
+      // walking the array reaches anything after this attach. (Until the thirteenth session this
+      // drained only when ATS went off, and the left-domain finding was that gap: retracted; until
+      // the fifteenth, only when the master had ATS entries in it.)
+      yield* armSmmuInstallDomainInvs(k, old, withoutMaster(old.invs, master), true);
       yield `${dev.name}: drop invs from domain ${old.id}`;
     }
     master.domain = domain;

@@ -531,7 +531,7 @@ export const MASKED: readonly Masked[] = [
           ],
         ],
         choices: [],
-        pct: { priorities: [0, 0, 5, 2, 2, 2, 6], changes: [92] },
+        pct: { priorities: [0, 0, 5, 2, 2, 2, 6], changes: [93] },
       },
     },
   },
@@ -650,7 +650,8 @@ export const NOT_ON_FIXED: readonly { readonly flag: string; readonly why: strin
       'v4-fixed the prepare waits a grace period after blocking the device (fix-prepare-grace-period), so ' +
       'every invalidation that could reach it has ended before the reset starts, and a later one ' +
       'finds its ATS off. The ninth-session race that found the row here (an unplug replacing the ' +
-      'array the unmap walks) is what that fix closes (fixes.test.ts). Twelfth session: 0 of 6 ' +
+      'array the unmap walks) was closed by that fix, and since the fifteenth session by the ' +
+      "unplug's own unref fence, as in mainline (fixes.test.ts). Twelfth session: 0 of 6 " +
       'seeds of 20 s (`npm run catalog -- --base v4-fixed --flag reset-clears-broken-midway`)',
   },
 ];
