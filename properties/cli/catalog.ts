@@ -99,7 +99,6 @@ async function main(): Promise<number> {
     seeds = intArg('seeds', values.seeds, 1) ?? 10;
     runs = intArg('runs', values.runs, 1) ?? null;
     budgetMs = (intArg('budget', values.budget, 1) ?? 30) * 1000;
-    dir = outDir(values.out, `catalog-${values.base ?? 'v4'}`);
   } catch (e) {
     if (e instanceof UsageError) fail(e.message);
     throw e;
@@ -107,9 +106,16 @@ async function main(): Promise<number> {
   const strategy = (values.strategy ?? 'both') as Strategy;
   if (!STRATEGIES.includes(strategy))
     fail(`unknown --strategy '${strategy}' (known: ${STRATEGIES.join(', ')})`);
-  const base = values.base ?? 'v4';
-  if (!(BASES as readonly string[]).includes(base))
-    fail(`unknown --base '${base}' (known: ${BASES.join(', ')})`);
+  const given = values.base ?? 'v4';
+  if (!(BASES as readonly string[]).includes(given))
+    fail(`unknown --base '${given}' (known: ${BASES.join(', ')})`);
+  const base = given as Base;
+  try {
+    dir = outDir(values.out, `catalog-${base}`);
+  } catch (e) {
+    if (e instanceof UsageError) fail(e.message);
+    throw e;
+  }
   const rows = catalogRows();
   const ids = values.flag ?? rows;
   for (const id of ids) if (!rows.includes(id)) fail(`unknown row '${id}' (known: ${rows.join(', ')})`);
@@ -124,7 +130,7 @@ async function main(): Promise<number> {
   const save = (d: Detection): string | null => {
     if (!d.detected) return null;
     const file = `${d.flag}-seed${d.seed}.json`;
-    const variant = failingVariantOf(d.flag, base as Base);
+    const variant = failingVariantOf(d.flag, base);
     writeFileAtomic(join(dir.out, file), counterexampleJson(variant, d.shrunkProperty!, d.scenario!));
     return file;
   };
@@ -135,7 +141,7 @@ async function main(): Promise<number> {
   const entries: Entry[] = [];
   for (const id of ids) {
     const coverage = new Coverage();
-    const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs, strategy, coverage, base: base as Base };
+    const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs, strategy, coverage, base };
     const ds: Detection[] = [];
     const finds: string[] = [];
     for (let seed = 1; seed <= seeds; seed++) {
@@ -146,7 +152,7 @@ async function main(): Promise<number> {
     }
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
-    const w = witnessOf(id, base as Base);
+    const w = witnessOf(id, base);
     const ws = w ? scenarioSize(w) : null;
     all.merge(coverage);
     const cov = coverage.report();
@@ -154,7 +160,7 @@ async function main(): Promise<number> {
       id,
       // What the row's scenarios must pass under: the base, or for a masked row the base with
       // the flags that take the masking code out (witnesses.ts MASKED).
-      baseline: baselineOf(id, base as Base),
+      baseline: baselineOf(id, base),
       detected: hits.length === ds.length,
       seedsDetected: hits.length,
       seeds: ds.length,

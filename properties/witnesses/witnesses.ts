@@ -5,6 +5,8 @@
  * the harness's generic search and then reduced and explained by hand.
  */
 import type { Topology } from '../../impl/system.ts';
+import { V4_FIXED } from '../../impl/variants.ts';
+import type { Base } from '../catalog.ts';
 import type { Scenario } from '../scenario.ts';
 
 export interface Witness {
@@ -610,16 +612,13 @@ export const ON_FIXED: readonly Omit<Witness, 'origin'>[] = [
       'own CMD_SYNC poll skips the error (0 of 5,000 schedules of this shape fail without it). Found by ' +
       '`npm run catalog -- --base v4-fixed --flag full-queue-stall` (fifteenth session, seed 1), as found',
     scenario: {
-      topology: {
+      topology: oneDevice({
         cpus: 2,
-        devices: [{ ats: true, sids: 2, quirk: false }],
-        gerrorIrqCpu: 0,
+        devices: [{ ats: true, sids: 2 }],
         queueShift: 2,
-        batchEntries: 3,
-        atcTimeoutUs: 50_000,
         iovas: 2,
         vcmdq: { irqCpu: 1 },
-      },
+      }),
       rounds: [
         [
           { kind: 'hang', dev: 0 },
@@ -777,8 +776,8 @@ export const LIMITS: readonly LimitWitness[] = [
  * unmasked base) or a known limit's (null: none in this model); undefined for an unknown id. On
  * v4-fixed, a flag's ON_FIXED witness where it has one.
  */
-export const witnessOf = (id: string, base: 'v4' | 'v4-fixed' = 'v4'): Scenario | null | undefined =>
-  (base === 'v4-fixed' ? ON_FIXED.find((w) => w.flag === id)?.scenario : undefined) ??
+export const witnessOf = (id: string, base: Base = 'v4'): Scenario | null | undefined =>
+  (base === V4_FIXED ? ON_FIXED.find((w) => w.flag === id)?.scenario : undefined) ??
   WITNESSES.find((w) => w.flag === id)?.scenario ??
   MASKED.find((m) => m.flag === id)?.witness.scenario ??
   LIMITS.find((l) => l.id === id)?.scenario;
