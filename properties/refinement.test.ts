@@ -14,9 +14,10 @@ import {
   roundSeqs,
   settle,
   settleSteps,
+  type Quarantine,
   type State,
 } from '../model/model.ts';
-import { checkRound, type RefinementResult, toModelOp } from './refinement.ts';
+import { checkRound, type RefinementResult, stateKey, toModelOp } from './refinement.ts';
 import { opArb, topologyArb } from './scenario.ts';
 
 /**
@@ -82,5 +83,31 @@ test.prop([roundArb], { numRuns: 300 })(
       expect(got.order).toEqual(want.order);
     }
     if (!got.ok && !want.ok) expect(JSON.stringify(got.candidates)).toBe(JSON.stringify(want.candidates));
+  },
+);
+
+const QUARANTINES: readonly Quarantine[] = ['none', 'resetting', 'reset_failed', 'broken'];
+
+test.prop([roundArb, roundArb], { numRuns: 300 })(
+  "stateKey tells two states apart exactly when they differ (checkRound's comparisons and memo)",
+  (a, b) => {
+    const reachable = ({ c, history, ops }: { c: Consts; history: Op[]; ops: Op[] }): State[] => {
+      const before = history.reduce((s, op) => settle(c, next(c, s, toModelOp(op))), init(c));
+      const r = byDefinition(c, before, ops, perturbed(before, 0));
+      return [before, ...(r.ok ? [r.state] : r.candidates)];
+    };
+    // Every quarantine on dev0 too: mid-round values (resetting) never reach a quiescent state.
+    const quarantined = (s: State): State[] =>
+      QUARANTINES.map((quarantine) => ({
+        ...s,
+        devs: s.devs.map((d, i) => (i === 0 ? { ...d, quarantine } : d)),
+      }));
+    const states = [
+      ...reachable(a),
+      ...reachable(b),
+      ...reachable(a).map((s, i) => perturbed(s, i)),
+      ...reachable(b).flatMap(quarantined),
+    ];
+    for (const x of states) for (const y of states) expect(stateKey(x) === stateKey(y)).toBe(equal(x, y));
   },
 );

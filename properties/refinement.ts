@@ -101,17 +101,43 @@ export function toModelOp(op: Op): ModelOp {
 export type RefinementResult =
   { ok: true; state: State; order: readonly ModelOp[] } | { ok: false; impl: State; candidates: State[] };
 
+const Q_CODE: Record<Quarantine, number> = { none: 0, resetting: 1, reset_failed: 2, broken: 3 };
+
+/**
+ * A state as a short string: equal states, equal keys (refinement.test.ts). checkRound compares
+ * and memoises states by it, where JSON.stringify took a large share of a catalog search.
+ */
+export function stateKey(s: State): string {
+  let key = '';
+  for (const d of s.devs)
+    key += `${d.domain}:${Q_CODE[d.quarantine]}${+d.atsBroken}${+d.atsOn}${+d.responsive}${+d.present}${+d.brokenPending};`;
+  return `${key}|${s.recoveryCnt.join(',')}|${s.mapped.map((m) => m.join(',')).join('/')}`;
+}
+
+/** A node of checkRound's tree: the steps each operation has taken, and the states reached. */
+const nodeKey = (pos: readonly number[], states: readonly State[]): string =>
+  `${pos.join(',')}#${states.map(stateKey).join('#')}`;
+
 /**
  * Walks the round's interleavings (model.ts `interleavings`, in its order) as a tree, so that
- * orders sharing a prefix share its transitions, and compares serialised states: the same answer
+ * orders sharing a prefix share its transitions, and compares states by key: the same answer
  * as taking each order from the start (refinement.test.ts), for less: runs with coverage went
  * from about 1,600 to 1,950 a second. On success, also the order that explains the state (the
  * first; coverage-probe.ts records its transitions).
+ *
+ * A subtree is walked once per state: two prefixes that took the same steps of each operation
+ * and reached the same states have the same subtree, and one that did not reach the target the
+ * first time does not the second (its candidates are in already), so it is skipped. The order
+ * found and the candidates are those of the full walk. Sixteenth session, 6,201 catalog runs of
+ * master-freed-under-rcu (36,150 rounds): 263,137 leaves and 785,126 nodes walked before, 44,775
+ * and 244,324 after; the largest rounds went from over 8,192 leaves to under 128; the check's
+ * time from 1.4 s to 0.6 s of the search's 4.1 s.
  */
 export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: State): RefinementResult {
   const seqs = roundSeqs(c, before, ops.map(toModelOp)).filter((q) => q.length > 0);
-  const target = JSON.stringify(impl);
+  const target = stateKey(impl);
   const candidates = new Map<string, State>();
+  const dead = new Set<string>();
   const total = seqs.reduce((n, q) => n + q.length, 0);
   const pos = seqs.map(() => 0);
   const order: ModelOp[] = [];
@@ -124,7 +150,7 @@ export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: S
       for (const s of states) {
         // The system quiesces: the worker handles every report still pending.
         const end = settle(c, s);
-        const key = JSON.stringify(end);
+        const key = stateKey(end);
         if (key === target) {
           order.push(...settleSteps(s));
           return end;
@@ -133,6 +159,9 @@ export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: S
       }
       return null;
     }
+    // Keyed only once some subtree has failed: a round whose first order fits needs no key.
+    const node = dead.size > 0 ? nodeKey(pos, states) : null;
+    if (node !== null && dead.has(node)) return null;
     for (let i = 0; i < seqs.length; i++) {
       const op = seqs[i]![pos[i]!];
       if (op === undefined) continue;
@@ -143,6 +172,7 @@ export function checkRound(c: Consts, before: State, ops: readonly Op[], impl: S
       order.pop();
       pos[i]!--;
     }
+    dead.add(node ?? nodeKey(pos, states));
     return null;
   };
   const state = walk([before]);
