@@ -110,6 +110,14 @@ export interface Detection {
   readonly shrinkMs: number;
   readonly scenario: Scenario | null;
   readonly shrunk: { ops: number; rounds: number; choices: number } | null;
+  /**
+   * Searched on v4: whether the shrunk find is a differential on v4-fixed too (it fails under
+   * v4-fixed+flag and passes under v4-fixed), so that it cannot be one of v4's own findings
+   * reached through the flag's timing. False does not make it one: the fixes change every run
+   * after a poll timeout, so a replay can diverge where the bug is the flag's. Null when nothing
+   * was found, or searched on v4-fixed (where every find is one).
+   */
+  readonly confirmedOnFixed: boolean | null;
 }
 
 export interface DetectOptions {
@@ -508,6 +516,7 @@ export function shrinkFound(found: Search, opts: DetectOptions, rowSeed: number)
       shrinkMs: 0,
       scenario: null,
       shrunk: null,
+      confirmedOnFixed: null,
     };
   }
   const property = differential(found.found.scenario, row)!.property;
@@ -554,6 +563,8 @@ export function shrinkFound(found: Search, opts: DetectOptions, rowSeed: number)
     shrinkMs: performance.now() - t1,
     scenario: failing,
     shrunk: scenarioSize(failing),
+    confirmedOnFixed:
+      (opts.base ?? 'v4') === V4_FIXED ? null : differential(scenario, rowOf(flag, V4_FIXED)) !== null,
   };
 }
 

@@ -90,13 +90,18 @@ describe('npm run catalog', () => {
         c.property,
       );
       expect(runScenario(c.scenario, Variant.parse('v4')).violations).toEqual([]);
+      // Listed as the row's own exactly when it is a differential on v4-fixed too.
+      const onFixed =
+        runScenario(c.scenario, Variant.parse('v4-fixed+no-reset-device-done')).violations.length > 0 &&
+        runScenario(c.scenario, Variant.parse('v4-fixed')).violations.length === 0;
+      expect(summary.entries[0].confirmedOnFixed.includes(f)).toBe(onFixed);
     }
   });
 
   test('--base v4-fixed searches there: a row is found and the table says which base', () => {
     const r = catalog('--base', 'v4-fixed', '--seeds', '1', '--runs', '500', '--flag', 'inv-during-flr');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^inv-during-flr\s+1\/1\s/m);
+    expect(r.out).toMatch(/^inv-during-flr\s+1\/1\s.*\s-$/m);
     expect(r.out).toMatch(/strategy both, base v4-fixed, \d+ worker\(s\)/);
   });
 

@@ -11,7 +11,8 @@
  * (properties/coverage.ts) of the searches under v4+flag, per row and over all rows.
  * `--base v4-fixed` searches v4 with the fixes proposed for its own findings instead (flag rows:
  * fails under v4-fixed+flag, passes under v4-fixed), where a flag cannot be credited with one of
- * v4's own bugs that its different timing reaches. A masked row (witnesses.ts MASKED) is searched
+ * v4's own bugs that its different timing reaches; on v4, the last column counts the finds that
+ * are differentials on v4-fixed too (Detection.confirmedOnFixed). A masked row (witnesses.ts MASKED) is searched
  * on the base with the flags that take the masking code out; its entry's `baseline` says so.
  * --workers N (default: all cores) searches each seed on N worker threads (catalog-pool.ts);
  * --workers 1 on this thread, the same result every time for a given --runs.
@@ -23,6 +24,7 @@
 import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { V4_FIXED } from '../../impl/variants.ts';
 import { writeFileAtomic } from '../../reports/atomic.ts';
 import {
   type Base,
@@ -65,6 +67,11 @@ interface Entry {
   readonly coverage: { readonly ops: number; readonly transitions: number };
   /** The shrunk finds' files in the out folder, one per seed that found the row. */
   readonly finds: readonly string[];
+  /**
+   * Searched on v4: those of the finds that are differentials on v4-fixed too, so none of v4's
+   * own findings (Detection.confirmedOnFixed); null on v4-fixed.
+   */
+  readonly confirmedOnFixed: readonly string[] | null;
 }
 
 const median = (xs: number[]): number => {
@@ -144,11 +151,13 @@ async function main(): Promise<number> {
     const opts = { runs: runs ?? NO_CAP, timeMs: budgetMs, strategy, coverage, base };
     const ds: Detection[] = [];
     const finds: string[] = [];
+    const confirmed: string[] = [];
     for (let seed = 1; seed <= seeds; seed++) {
       const d = pool === null ? detect(id, seed, opts) : await pool.detect(id, seed, opts);
       ds.push(d);
       const file = save(d);
       if (file !== null) finds.push(file);
+      if (file !== null && d.confirmedOnFixed === true) confirmed.push(file);
     }
     const hits = ds.filter((d) => d.detected);
     const props = [...new Set(hits.map((d) => d.property!))];
@@ -175,6 +184,7 @@ async function main(): Promise<number> {
       witnessChoices: ws?.choices ?? null,
       coverage: { ops: cov.ops.visited, transitions: cov.transitions.visited },
       finds,
+      confirmedOnFixed: base === V4_FIXED ? null : confirmed,
     });
   }
   await pool?.close();
@@ -200,7 +210,17 @@ async function main(): Promise<number> {
   if (values.json) {
     process.stdout.write(summary);
   } else {
-    const head = ['row', 'found', 'property', 'runs(med)', 'ms(med)', 'ms(max)', 'shrink ms', 'ops/witness'];
+    const head = [
+      'row',
+      'found',
+      'property',
+      'runs(med)',
+      'ms(med)',
+      'ms(max)',
+      'shrink ms',
+      'ops/witness',
+      'own on fixed',
+    ];
     const rows = entries.map((e) => [
       e.baseline === base ? e.id : `${e.id} (on ${e.baseline})`,
       `${e.seedsDetected}/${e.seeds}`,
@@ -210,6 +230,7 @@ async function main(): Promise<number> {
       e.msToDetectMax === null ? '-' : String(e.msToDetectMax),
       Number.isNaN(e.shrinkMsMedian) ? '-' : String(e.shrinkMsMedian),
       `${e.shrunkOps ?? '-'}/${e.witnessOps ?? '-'}`,
+      e.confirmedOnFixed === null ? '-' : `${e.confirmedOnFixed.length}/${e.finds.length}`,
     ]);
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (r: string[]) =>
