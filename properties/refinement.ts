@@ -109,8 +109,10 @@ const Q_CODE: Record<Quarantine, number> = { none: 0, resetting: 1, reset_failed
  */
 export function stateKey(s: State): string {
   let key = '';
-  for (const d of s.devs)
-    key += `${d.domain}:${Q_CODE[d.quarantine]}${+d.atsBroken}${+d.atsOn}${+d.responsive}${+d.present}${+d.brokenPending};`;
+  for (const d of s.devs) {
+    key += `${d.domain}:${Q_CODE[d.quarantine]}`;
+    key += `${+d.atsBroken}${+d.atsOn}${+d.responsive}${+d.present}${+d.brokenPending};`;
+  }
   return `${key}|${s.recoveryCnt.join(',')}|${s.mapped.map((m) => m.join(',')).join('/')}`;
 }
 

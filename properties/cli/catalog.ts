@@ -12,8 +12,9 @@
  * `--base v4-fixed` searches v4 with the fixes proposed for its own findings instead (flag rows:
  * fails under v4-fixed+flag, passes under v4-fixed), where a flag cannot be credited with one of
  * v4's own bugs that its different timing reaches; on v4, the last column counts the finds that
- * are differentials on v4-fixed too (Detection.confirmedOnFixed). A masked row (witnesses.ts MASKED) is searched
- * on the base with the flags that take the masking code out; its entry's `baseline` says so.
+ * are differentials on v4-fixed too (Detection.confirmedOnFixed). A masked row (witnesses.ts
+ * MASKED) is searched on the base with the flags that take the masking code out; its entry's
+ * `baseline` says so.
  * --workers N (default: all cores) searches each seed on N worker threads (catalog-pool.ts);
  * --workers 1 on this thread, the same result every time for a given --runs.
  * Every shrunk find is written as soon as it is shrunk, as `<row>-seed<k>.json` (a counterexample
