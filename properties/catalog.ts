@@ -501,7 +501,8 @@ export function detect(flag: string, seed: number, opts: DetectOptions): Detecti
 /** The shrink half of {@link detect}; `rowSeed` is the seed the caller reports. */
 export function shrinkFound(found: Search, opts: DetectOptions, rowSeed: number): Detection {
   const { flag, seed, runs, msToDetect } = found;
-  const row = rowOf(flag, opts.base ?? 'v4');
+  const base = opts.base ?? 'v4';
+  const row = rowOf(flag, base);
   const arb = arbFor(opts.strategy ?? 'uniform');
   if (found.found === null) {
     return {
@@ -563,8 +564,7 @@ export function shrinkFound(found: Search, opts: DetectOptions, rowSeed: number)
     shrinkMs: performance.now() - t1,
     scenario: failing,
     shrunk: scenarioSize(failing),
-    confirmedOnFixed:
-      (opts.base ?? 'v4') === V4_FIXED ? null : differential(scenario, rowOf(flag, V4_FIXED)) !== null,
+    confirmedOnFixed: base === V4_FIXED ? null : differential(scenario, rowOf(flag, V4_FIXED)) !== null,
   };
 }
 

@@ -30,7 +30,7 @@ import {
   type QueueState,
   stepTransitions,
 } from './coverage.ts';
-import { abstraction, toModelOp } from './refinement.ts';
+import { abstraction, stateKey, toModelOp } from './refinement.ts';
 
 /** The command queue as the buckets of coverage.ts: hardware registers, and the driver's view of room. */
 export function queueState(hw: HwCmdq, cmdq: ArmSmmuCmdq): QueueState {
@@ -102,7 +102,7 @@ export function recordRound(
   accepted: readonly ModelOp[],
   after: State,
 ): void {
-  const target = JSON.stringify(after);
+  const target = stateKey(after);
   // An order, then the reports it leaves pending (model.settle; none after `accepted`, which
   // ends with them), with its states, if it leads to `after`.
   const reaches = (o: readonly ModelOp[]): { order: ModelOp[]; states: State[] } | null => {
@@ -113,7 +113,7 @@ export function recordRound(
       order.push(op);
       states.push(next(c, states.at(-1)!, op));
     }
-    return JSON.stringify(states.at(-1)) === target ? { order, states } : null;
+    return stateKey(states.at(-1)!) === target ? { order, states } : null;
   };
   let found = reaches(accepted);
   if (found === null) {
