@@ -41,6 +41,8 @@ const DETECTABLE = [
   'stale-broken-report',
   // masked in v4 by P23: searched on v4+eats-lost-update
   'ats-reenabled-while-broken',
+  // since the seventeenth session; its finds here are v4's sync finding (BORROWED)
+  'master-freed-under-rcu',
 ] as const;
 
 /**
@@ -51,7 +53,26 @@ const DETECTABLE = [
  * (Before, with streams capped near 10 choices: stale-atc-timeout-bit needed PCT and 16,000 runs,
  * atc-inv-to-broken 12,000.)
  */
-const RUNS: Partial<Record<(typeof DETECTABLE)[number], number>> = {};
+const RUNS: Partial<Record<(typeof DETECTABLE)[number], number>> = {
+  // Uniform, seeds 1-3 (seventeenth session): 66, 1464 and 10,162 runs, shrunk to 4, 3, 3.
+  'master-freed-under-rcu': 12_000,
+};
+
+/**
+ * Rows whose finds on seeds 1-3 are, as far as a replay can tell, v4's sync finding (a failed
+ * CMD_SYNC taken for a plain timeout) reached through the flag's timing, and not the row's own
+ * bug: each fails under v4+flag and passes under v4, as a detection must, and passes under
+ * v4+`passesWith`+flag. Listed, not hidden, as the catalog's `own on fixed` column shows them:
+ * the test checks each still stands, so a search that reaches the row's own race on one of
+ * these seeds fails here, and the entry goes.
+ *
+ * master-freed-under-rcu: its own race needs a device joining the domain the unmap walks while
+ * a third is unplugged (the witness), drawn too rarely for any seed to reach in the catalog's
+ * 30 s (README, Catalog); what the search finds first fires `refinement`.
+ */
+const BORROWED: Partial<Record<(typeof DETECTABLE)[number], { passesWith: string }>> = {
+  'master-freed-under-rcu': { passesWith: 'fix-sync-behind-failure' },
+};
 
 /**
  * Rows searched with PCT first (as the CLI does with uniform first; the order only saves time).
@@ -88,7 +109,7 @@ const OVER_BOUND: Partial<
 };
 
 /** Not yet reached by the generic search within a test budget (issue: find them all). */
-const NOT_YET = ['reset-clears-broken-midway', 'broken-work-uaf', 'master-freed-under-rcu'] as const;
+const NOT_YET = ['reset-clears-broken-midway', 'broken-work-uaf'] as const;
 
 describe('catalog detection', () => {
   test('every flag is either detectable or listed as not yet', () => {
@@ -119,6 +140,14 @@ describe('catalog detection', () => {
       }
       expect(runScenario(d.scenario!, Variant.parse(`${baseline}+${flag}`)).violations).not.toEqual([]);
       expect(runScenario(d.scenario!, Variant.parse(baseline)).violations).toEqual([]);
+      const borrowed = BORROWED[flag];
+      if (borrowed !== undefined) {
+        const fixed = `${baseline}+${borrowed.passesWith}+${flag}`;
+        expect(
+          runScenario(d.scenario!, Variant.parse(fixed)).violations,
+          `seed ${seed}: listed as borrowed`,
+        ).toEqual([]);
+      }
     }
   });
 
