@@ -46,7 +46,8 @@ const DETECTABLE = [
 ] as const;
 
 /**
- * Rows that need a longer search than 4000 runs: none since choice streams are drawn up to their
+ * Rows that need a longer search than 4000 runs: only master-freed-under-rcu, since the
+ * seventeenth session (below). None of the others since choice streams are drawn up to their
  * full length (scenario.ts). With uniform choices, seeds 1-6 (runs to detect, shrunk ops):
  * stale-atc-timeout-bit 20(3) 41(3) 281(2) 130(2) 566(3) 103(3); atc-inv-to-broken 35(3) 624(4)
  * 192(3) 166(3) 329(3) 358(3); eats-lost-update 105(4) 1494(4) 1720(3) 1518(3) 914(3) 768(3).
