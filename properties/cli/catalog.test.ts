@@ -25,11 +25,13 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let outs = 0;
 const freshOut = () => join(tmp, `out-${outs++}`);
 
-/** Runs the CLI into a fresh temporary --out unless told otherwise. */
+/** Runs the CLI into a fresh temporary --out unless told otherwise; `dir` is the --out it had. */
 function catalog(...args: string[]) {
-  const out = args.includes('--out') ? [] : ['--out', freshOut()];
+  const given = args.indexOf('--out');
+  const dir = given >= 0 ? args[given + 1]! : freshOut();
+  const out = given >= 0 ? [] : ['--out', dir];
   const r = spawnSync(tsx, ['properties/cli/catalog.ts', ...args, ...out], { cwd: root, encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+  return { code: r.status, out: r.stdout, err: r.stderr, dir };
 }
 
 describe('npm run catalog', () => {
@@ -41,13 +43,12 @@ describe('npm run catalog', () => {
     [['--workers', '0'], /--workers takes a whole number >= 1/],
     [['--out', ''], /--out takes a folder/],
   ])('bad input %j: one line, exit 2, nothing on stdout, no folder written', (args, msg) => {
-    const out = freshOut();
-    const r = catalog(...args, ...(args.includes('--out') ? [] : ['--out', out]));
+    const r = catalog(...args);
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).toMatch(msg);
-    expect(existsSync(out)).toBe(false);
+    expect(existsSync(r.dir)).toBe(false);
   });
 
   test('--out must be empty: one line, exit 2, the folder left as it was', () => {
