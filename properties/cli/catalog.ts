@@ -43,6 +43,7 @@ import { witnessOf } from '../witnesses/witnesses.ts';
 import { counterexampleJson } from '../engine/corpus.ts';
 import { exitUsage, intArg, MAX_WORKERS, parseCli, UsageError } from './args.ts';
 import { type OutDir, outDir } from './out-dir.ts';
+import { fmtTable } from './table.ts';
 
 const fail: (msg: string) => never = (msg) => exitUsage('catalog', msg);
 
@@ -233,14 +234,7 @@ async function main(): Promise<number> {
       `${e.shrunkOps ?? '-'}/${e.witnessOps ?? '-'}`,
       e.confirmedOnFixed === null ? '-' : `${e.confirmedOnFixed.length}/${e.finds.length}`,
     ]);
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const line = (r: string[]) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd();
-    process.stdout.write(`${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
-    for (const r of rows) process.stdout.write(`${line(r)}\n`);
+    process.stdout.write(fmtTable(head, rows));
     process.stdout.write(
       `\n${seeds} seeds per row, ${runs === null ? '' : `${runs} runs or `}${budgetMs / 1000} s per seed, strategy ${strategy}, base ${base}, ${workers} worker(s)\n`,
     );
