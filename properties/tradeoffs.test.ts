@@ -18,6 +18,7 @@ import {
   type TradeoffReport,
   tradeoffs,
 } from './tradeoffs.ts';
+import { expectUsageError } from './cli/expect-usage.ts';
 
 const tally = (...es: SimEvent[]): RunTally => tallyEvents(es.map((e, i) => ({ at: i * 10, e })));
 
@@ -289,9 +290,6 @@ describe('npm run tradeoffs', () => {
     [['--bogus'], /^tradeoffs: Unknown option '--bogus'/],
   ])('%j is one line and exit 2', (args, msg) => {
     const r = cli(...args);
-    expect(r.code).toBe(2);
-    expect(r.err).toMatch(msg);
-    expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.out).toBe('');
+    expectUsageError(r, msg);
   });
 });

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { type BenchResult, compare, formatText, isBenchResult } from './report.ts';
 import { median, quantile } from './stats.ts';
+import { expectUsageError } from '../cli/expect-usage.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
@@ -105,10 +106,7 @@ describe('npm run bench: bad input', () => {
     [['--frobnicate'], /Unknown option '--frobnicate'/],
   ])('%j: one line, exit 2, nothing on stdout', (args, msg) => {
     const r = bench(...args);
-    expect(r.code).toBe(2);
-    expect(r.out).toBe('');
-    expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(msg);
+    expectUsageError(r, msg);
   });
 });
 

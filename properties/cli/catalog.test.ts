@@ -16,6 +16,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { Variant } from '../../impl/variants.ts';
 import { parseCounterexample } from '../counterexample-file.ts';
 import { runScenario } from '../runner.ts';
+import { expectUsageError } from './expect-usage.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
@@ -44,10 +45,7 @@ describe('npm run catalog', () => {
     [['--out', ''], /--out takes a folder/],
   ])('bad input %j: one line, exit 2, nothing on stdout, no folder written', (args, msg) => {
     const r = catalog(...args);
-    expect(r.code).toBe(2);
-    expect(r.out).toBe('');
-    expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(msg);
+    expectUsageError(r, msg);
     expect(existsSync(r.dir)).toBe(false);
   });
 

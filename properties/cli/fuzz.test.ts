@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parseSummary, type Summary } from '../../reports/summary.ts';
+import { expectUsageError } from './expect-usage.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
@@ -61,10 +62,7 @@ describe('npm run fuzz', () => {
   ])('bad input %j: one line, exit 2, nothing on stdout, no folder written', (args, msg) => {
     const out = freshOut();
     const r = fuzz(...args, '--out', out);
-    expect(r.code).toBe(2);
-    expect(r.out).toBe('');
-    expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(msg);
+    expectUsageError(r, msg);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -329,10 +327,7 @@ describe('the corpus', () => {
       [[], /give the report folders/],
     ] as const) {
       const r = run(['properties/cli/merge-summaries.ts', ...args]);
-      expect(r.code).toBe(2);
-      expect(r.out).toBe('');
-      expect(r.err.trim().split('\n')).toHaveLength(1);
-      expect(r.err).toMatch(msg);
+      expectUsageError(r, msg);
     }
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { expectUsageError } from './expect-usage.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
@@ -74,9 +75,6 @@ describe('npm run replay', () => {
     ['missing file', join(dir, 'none.json'), /cannot read/],
   ])('%s: one line, exit 2, nothing on stdout', (_what, path, msg) => {
     const r = replay(path);
-    expect(r.code).toBe(2);
-    expect(r.out).toBe('');
-    expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(msg);
+    expectUsageError(r, msg);
   });
 });

@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { expectUsageError } from './expect-usage.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
@@ -20,10 +21,7 @@ describe('npm run windows', () => {
     [['--bogus'], /Unknown option '--bogus'/],
   ])('bad input %j: one line, exit 2, nothing on stdout', (args, msg) => {
     const r = windows(...args);
-    expect(r.code).toBe(2);
-    expect(r.out).toBe('');
-    expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(msg);
+    expectUsageError(r, msg);
   });
 
   test('--json: one entry per --flag in order, the same every time', () => {

@@ -56,14 +56,11 @@ function main(): number {
     return 0;
   }
   const frac = (h: Hits | undefined) => (h === undefined ? '-' : `${h.hits}/${h.runs}`);
-  const per = (w: RowWindow | null, r: number | null) =>
-    w === null
-      ? '-'
-      : r === null
-        ? `none in ${w.uniform.runs + w.pct.runs}`
-        : r < 10
-          ? r.toFixed(1)
-          : String(Math.round(r));
+  const per = (w: RowWindow | null, r: number | null): string => {
+    if (w === null) return '-';
+    if (r === null) return `none in ${w.uniform.runs + w.pct.runs}`;
+    return r < 10 ? r.toFixed(1) : String(Math.round(r));
+  };
   process.stdout.write(
     fmtTable(
       ['row', 'uniform', 'pct', 'runs per hit'],
